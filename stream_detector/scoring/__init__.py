@@ -1,0 +1,35 @@
+"""Scorers: numpy models compiled from fitted scikit-learn estimators.
+
+A scorer maps a batch of feature rows to scores in [0, 1]; higher is more suspicious (see
+:mod:`stream_detector.scoring.base`). Offline training compiles its fitted model with one of
+the ``from_sklearn`` constructors; the bundle stores the scorer's payload (a JSON spec and named
+arrays) and :func:`scorer_from_payload` rebuilds it at serving time, without scikit-learn.
+
+- :class:`LinearScorer`: StandardScaler + LogisticRegression (``kind="linear"``).
+- :class:`IsolationForestScorer`: IsolationForest anomaly score (``kind="isolation_forest"``).
+- :class:`GradientBoostingScorer`: binary HistGradientBoostingClassifier (``kind="gbdt"``).
+- :class:`HybridScorer`: a classifier and an anomaly scorer stacked (``kind="hybrid"``).
+- :func:`top_reasons`: the features that pushed each score up.
+"""
+
+from __future__ import annotations
+
+from stream_detector.scoring.base import Scorer, ScorerKind, check_rows, scorer_from_payload
+from stream_detector.scoring.explain import top_reasons
+from stream_detector.scoring.forest import IsolationForestScorer, average_path_length
+from stream_detector.scoring.gbdt import GradientBoostingScorer
+from stream_detector.scoring.hybrid import HybridScorer
+from stream_detector.scoring.linear import LinearScorer
+
+__all__ = [
+    "GradientBoostingScorer",
+    "HybridScorer",
+    "IsolationForestScorer",
+    "LinearScorer",
+    "Scorer",
+    "ScorerKind",
+    "average_path_length",
+    "check_rows",
+    "scorer_from_payload",
+    "top_reasons",
+]
