@@ -1,0 +1,185 @@
+"""Shared fixtures: a real Kafka-compatible broker for the session, factories around it, data.
+
+Integration tests use the embedded broker (Tansu) through the session-scoped ``broker``
+fixture and build what they need with the factories, in the style of Quix Streams' test suite::
+
+    def test_round_trip(topic_factory, producer_factory, consume_all):
+        topic = topic_factory(partitions=2)
+        producer_factory().send(topic, key=b"k", value=b"v").get(timeout=10)
+        assert [record.value for record in consume_all(topic, 1)] == [b"v"]
+
+Every test that uses ``broker`` (directly or through a factory) is marked ``integration``, so
+``pytest -m "not integration"`` runs the rest without starting it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pytest
+
+if TYPE_CHECKING:
+    from stream_detector.kafka import EmbeddedBroker
+
+# kafka-python 3.0 loads its protocol schemas with importlib.resources' legacy functions,
+# deprecated since Python 3.11; with warnings as errors its first import would fail.
+KAFKA_PYTHON_DEPRECATIONS = (
+    r"ignore:(read|open)_text is deprecated\. Use files\(\) instead:DeprecationWarning"
+)
+
+SHUTTLE_ROWS = 49_097
+SHUTTLE_POSITIVES = 3_511
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", KAFKA_PYTHON_DEPRECATIONS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+# -- the broker and its factories -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One embedded broker on a free port for the whole session."""
+    # Imported here, not at the top: pytest_configure must install the warning filter first.
+    from stream_detector.kafka import EmbeddedBroker
+
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def topic_factory(broker: EmbeddedBroker) -> Callable[..., str]:
+    """Create a uniquely named topic and return its name: ``topic_factory(partitions=4)``."""
+
+    def factory(partitions: int = 1, *, prefix: str = "topic") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        broker.create_topics({name: partitions})
+        return name
+
+    return factory
+
+
+@pytest.fixture
+def producer_factory(broker: EmbeddedBroker) -> Iterator[Callable[..., Any]]:
+    """Return ``factory(**overrides) -> KafkaProducer`` bound to the broker; closed at teardown."""
+    from kafka import KafkaProducer
+
+    producers: list[KafkaProducer] = []
+
+    def factory(**overrides: Any) -> KafkaProducer:
+        kwargs: dict[str, Any] = {"bootstrap_servers": broker.bootstrap_servers, "linger_ms": 5}
+        kwargs.update(overrides)
+        producer = KafkaProducer(**kwargs)
+        producers.append(producer)
+        return producer
+
+    yield factory
+    for producer in producers:
+        producer.close(timeout=10)
+
+
+@pytest.fixture
+def consumer_factory(broker: EmbeddedBroker) -> Iterator[Callable[..., Any]]:
+    """Return ``factory(*topics, **overrides) -> KafkaConsumer``; closed at teardown.
+
+    Defaults suit the embedded broker: group joins take ~3 s with these timeouts, offsets
+    start at the earliest record and are committed only explicitly.
+    """
+    from kafka import KafkaConsumer
+
+    consumers: list[KafkaConsumer] = []
+
+    def factory(*topics: str, **overrides: Any) -> KafkaConsumer:
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": broker.bootstrap_servers,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": False,
+        }
+        kwargs.update(overrides)
+        consumer = KafkaConsumer(*topics, **kwargs)
+        consumers.append(consumer)
+        return consumer
+
+    yield factory
+    for consumer in consumers:
+        consumer.close()
+
+
+@pytest.fixture
+def consume_all(consumer_factory: Callable[..., Any]) -> Callable[..., list[Any]]:
+    """Return ``consume_all(topic, expected_count, timeout=20.0, *, settle=0.0)``.
+
+    It reads every partition of ``topic`` from the beginning, without a consumer group, until
+    at least ``expected_count`` records arrived or ``timeout`` seconds passed, then keeps
+    polling ``settle`` more seconds to catch surplus records (duplicates). Records come back
+    sorted by (partition, offset); fewer than expected means the timeout ran out. End offsets
+    are never used: the embedded broker reports wrong high watermarks after batches.
+    """
+    from kafka import TopicPartition
+
+    def consume(
+        topic: str, expected_count: int, timeout: float = 20.0, *, settle: float = 0.0
+    ) -> list[Any]:
+        consumer = consumer_factory()
+        deadline = time.monotonic() + timeout
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.1)
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise AssertionError(f"topic {topic!r} has no partitions after {timeout} s")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        records: list[Any] = []
+        while len(records) < expected_count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        settle_until = time.monotonic() + settle
+        while time.monotonic() < settle_until:
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend(batch)
+        consumer.close()
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+
+    return consume
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shuttle_frame() -> pd.DataFrame:
+    """River's Statlog Shuttle data: 49,097 rows, features ``f1``..``f9`` (float64) and the
+    0/1 label ``anomaly`` (1 = one of the rare classes; 3,511 rows, 7.15%). Do not mutate it.
+    """
+    spec = importlib.util.find_spec("river")  # locate the file without importing all of River
+    assert spec is not None, "river is not installed"
+    assert spec.submodule_search_locations, "river is not a package"
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "shuttle.csv.gz"
+    with gzip.open(path) as text:
+        frame = pd.read_csv(text)
+    features = [f"f{i}" for i in range(1, 10)]
+    assert list(frame.columns) == [*features, "anomaly"], list(frame.columns)
+    frame[features] = frame[features].astype("float64")
+    frame["anomaly"] = frame["anomaly"].astype("int64")
+    assert len(frame) == SHUTTLE_ROWS, len(frame)
+    assert int(frame["anomaly"].sum()) == SHUTTLE_POSITIVES
+    assert set(frame["anomaly"].unique()) == {0, 1}
+    return frame

@@ -1,0 +1,382 @@
+"""docker-compose.yml, the Dockerfile, Prometheus and Grafana agree with the code.
+
+The deployment files name commands, flags, ports, topics, metric names and paths that the code
+defines; these tests read both sides, so a change on one side that the other does not follow
+fails here rather than in a user's ``docker compose up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from stream_detector.config import DetectorSettings, MetricsSettings, TopicSettings
+from stream_detector.kafka import DEFAULT_TOPICS
+from stream_detector.metrics import DetectorMetrics
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+PROMETHEUS_CONFIG = ROOT / "configs" / "prometheus.yml"
+GRAFANA = ROOT / "configs" / "grafana"
+DEFAULT_METRICS_PORT = 9108
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose["services"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def parser() -> argparse.ArgumentParser:
+    """The real command-line parser, built-in and plugin commands included."""
+    import stream_detector.cli as cli
+
+    build_parser = getattr(cli, "build_parser", None)
+    if build_parser is None:
+        pytest.skip("stream_detector.cli.build_parser does not exist")
+    built: argparse.ArgumentParser = build_parser()
+    return built
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse like the CLI does; a usage error fails the test with argparse's message."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        pytest.fail(f"stream-detector rejects {shlex.join(argv)!r} (exit {exc.code})")
+
+
+def script_lines(service: dict[str, Any]) -> list[str]:
+    """Lines of a service whose entrypoint is ``sh -c``/``bash -c`` and command one script."""
+    entrypoint = service["entrypoint"]
+    assert entrypoint[0] in ("/bin/sh", "/bin/bash"), entrypoint
+    assert entrypoint[-1].endswith("c"), entrypoint
+    (script,) = service["command"]
+    return [line.strip() for line in script.splitlines() if line.strip()]
+
+
+def stream_detector_commands(service: dict[str, Any]) -> list[list[str]]:
+    """The ``stream-detector ...`` invocations of a script service, as argv lists."""
+    commands = [shlex.split(line) for line in script_lines(service)]
+    return [argv[1:] for argv in commands if argv[0] == "stream-detector"]
+
+
+def host_port(mapping: str | dict[str, Any], container_port: int) -> int | None:
+    if isinstance(mapping, dict):
+        matches = int(mapping["target"]) == container_port
+        return int(mapping["published"]) if matches else None
+    parts = str(mapping).split(":")
+    if int(parts[-1].split("/")[0]) != container_port:
+        return None
+    return int(parts[-2]) if len(parts) >= 2 else None
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def dockerfile(instruction: str) -> list[str]:
+    return [args for name, args in dockerfile_instructions() if name == instruction]
+
+
+def exposed_metric_names() -> dict[str, set[str]]:
+    """Family name -> the series names Prometheus sees for it."""
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    registry = CollectorRegistry()
+    DetectorMetrics(registry)
+    return {
+        family.name: {family.name + suffix for suffix in suffixes[family.type]}
+        for family in registry.collect()
+    }
+
+
+def dashboard_exprs() -> Iterator[str]:
+    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                yield target["expr"]
+
+
+# -- images and the Dockerfile -------------------------------------------------------------------
+
+
+def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
+    project_version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for name, service in services.items():
+        image = service.get("image")
+        assert image, f"service {name} has no image"
+        repository, _, tag = image.rpartition(":")
+        assert repository, f"service {name}: image {image!r} has no tag"
+        assert "/" not in tag, f"service {name}: image {image!r} has no tag"
+        assert tag != "latest", f"service {name}: image {image!r} is not pinned"
+        assert re.fullmatch(r"v?\d+(\.\d+)+", tag), f"service {name}: tag {tag!r} is no version"
+        if "build" in service:
+            assert image == f"stream-detector:{project_version}", name
+
+
+def test_the_dockerfile_matches_the_cli_and_the_port(parser: argparse.ArgumentParser) -> None:
+    (base,) = dockerfile("FROM")
+    assert base == "python:3.11-slim"
+    assert dockerfile("EXPOSE") == [str(DEFAULT_METRICS_PORT)]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    (entrypoint,) = dockerfile("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["stream-detector"]
+    assert "stream-detector" in scripts
+    (cmd,) = dockerfile("CMD")
+    args = parse(parser, json.loads(cmd))
+    assert args.command == "serve"
+    assert (ROOT / Path(args.config).relative_to("/app")).is_file()
+    users = dockerfile("USER")
+    assert users, "the image must not run as root"
+    assert users[-1] not in ("root", "0")
+
+
+def test_the_image_installs_without_development_extras() -> None:
+    installs = [args for args in dockerfile("RUN") if "pip install" in args]
+    assert installs
+    assert not any("[dev]" in args or "-e " in args for args in installs)
+
+
+def test_dockerfile_copies_exist_and_reach_the_build_context() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        verdict = False
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            bare = pattern.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, bare) or path.startswith(bare + "/"):
+                verdict = not negated
+        return verdict
+
+    copies = dockerfile("COPY")
+    assert copies
+    for args in copies:
+        *sources, _destination = [a for a in args.split() if not a.startswith("--")]
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: missing from the repository"
+            assert not ignored(source), f"COPY {source}: excluded by .dockerignore"
+
+
+# -- the services' commands use the real command line --------------------------------------------
+
+
+def test_the_detector_command_is_accepted_by_the_cli(
+    services: dict[str, dict[str, Any]], parser: argparse.ArgumentParser
+) -> None:
+    detector = services["detector"]
+    assert "entrypoint" not in detector  # the image's ENTRYPOINT: stream-detector
+    args = parse(parser, [str(a) for a in detector["command"]])
+    assert args.command == "serve"
+    assert args.bootstrap_servers == "kafka:9092"
+    assert args.model == "/models/current"
+    assert args.config == "/app/configs/detector.yaml"
+
+
+def test_the_trainer_trains_the_model_the_detector_serves(
+    services: dict[str, dict[str, Any]], parser: argparse.ArgumentParser
+) -> None:
+    commands = [parse(parser, argv) for argv in stream_detector_commands(services["trainer"])]
+    assert [args.command for args in commands] == ["simulate", "train"]
+    simulate, train = commands
+    assert simulate.output == train.data
+    assert train.label == "is_fraud"
+    detector_model = parse(parser, [str(a) for a in services["detector"]["command"]]).model
+    assert train.out == detector_model
+    assert services["trainer"]["image"] == services["detector"]["image"]
+
+
+def test_the_simulator_streams_into_the_compose_broker(
+    services: dict[str, dict[str, Any]], parser: argparse.ArgumentParser
+) -> None:
+    args = parse(parser, [str(a) for a in services["simulator"]["command"]])
+    assert args.command == "simulate"
+    assert args.bootstrap_servers == "kafka:9092"
+    assert args.output is None
+
+
+# -- ports and metrics ---------------------------------------------------------------------------
+
+
+def test_metrics_port_is_published_scraped_and_the_default(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert MetricsSettings().port == DEFAULT_METRICS_PORT
+    settings = DetectorSettings.load(ROOT / "configs" / "detector.yaml")
+    assert settings.metrics.port == DEFAULT_METRICS_PORT
+    published = {host_port(p, DEFAULT_METRICS_PORT) for p in services["detector"]["ports"]}
+    assert DEFAULT_METRICS_PORT in published
+
+    prometheus = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = [t for config in job["static_configs"] for t in config["targets"]]
+    assert targets == [f"detector:{DEFAULT_METRICS_PORT}"]
+
+
+def test_the_detector_environment_is_valid_settings(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = services["detector"]["environment"]
+    assert environment["STREAM_DETECTOR_METRICS__HOST"] == "0.0.0.0"
+    for key, value in environment.items():
+        monkeypatch.setenv(key, str(value))
+    settings = DetectorSettings.load(ROOT / "configs" / "detector.yaml")
+    assert settings.metrics.host == "0.0.0.0"  # reachable by Prometheus in another container
+
+
+def test_prometheus_rule_files_exist_and_are_mounted(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    rule_files = prometheus.get("rule_files") or []
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0] for volume in services["prometheus"]["volumes"]
+    }
+    for rule_file in rule_files:
+        assert rule_file in mounts, f"rule file {rule_file} is not mounted into prometheus"
+        assert (ROOT / mounts[rule_file]).is_file()
+    if (ROOT / "configs" / "alerts.yml").exists():
+        assert "./configs/alerts.yml" in mounts.values(), "configs/alerts.yml is not used"
+
+
+def test_the_dashboard_shows_every_metric_and_only_real_ones() -> None:
+    exposed = exposed_metric_names()
+    every_series = set().union(*exposed.values())
+    used = {name for expr in dashboard_exprs() for name in re.findall(r"stream_detector_\w+", expr)}
+    assert used <= every_series, f"unknown metrics on the dashboard: {used - every_series}"
+    unused = {family for family, series in exposed.items() if not series & used}
+    assert not unused, f"metrics without a dashboard panel: {unused}"
+
+
+def test_grafana_provisioning_matches_the_mounts(services: dict[str, dict[str, Any]]) -> None:
+    mounts = {
+        volume.split(":")[0]: volume.split(":")[1] for volume in services["grafana"]["volumes"]
+    }
+    provisioning = GRAFANA / "provisioning"
+    assert mounts["./configs/grafana/provisioning"] == "/etc/grafana/provisioning"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "stream-detector.yml").read_text())[
+        "providers"
+    ]
+    assert mounts["./configs/grafana/dashboards"] == provider["options"]["path"]
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert any(host_port(p, 9090) for p in services["prometheus"]["ports"])
+    for path in (GRAFANA / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            if "datasource" in panel:
+                assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+
+
+# -- topics, dependencies, mounts ----------------------------------------------------------------
+
+
+def test_kafka_init_creates_the_default_topics(services: dict[str, dict[str, Any]]) -> None:
+    created: dict[str, int] = {}
+    configs: dict[str, list[str]] = {}
+    for line in script_lines(services["kafka-init"]):
+        if match := re.search(r"--topic (\S+) --partitions (\d+)", line):
+            created[match[1]] = int(match[2])
+            configs[match[1]] = re.findall(r"--config (\S+)", line)
+    assert set(created) == set(TopicSettings().model_dump().values())
+    assert created == DEFAULT_TOPICS  # the same layout as `stream-detector broker`
+    assert configs[TopicSettings().alerts] == ["cleanup.policy=compact"]
+    kafka_image = services["kafka"]["image"]
+    assert services["kafka-init"]["image"] == kafka_image  # ships the same kafka-topics.sh
+
+
+def test_kafka_listens_for_containers_at_kafka_9092(services: dict[str, dict[str, Any]]) -> None:
+    environment = services["kafka"]["environment"]
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    advertised = environment["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "PLAINTEXT://kafka:9092" in advertised
+    assert "PLAINTEXT://:9092" in environment["KAFKA_LISTENERS"].split(",")
+
+
+def test_dependencies_exist_and_one_shot_services_finish(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        if isinstance(depends_on, list):
+            depends_on = {dependency: {"condition": "service_started"} for dependency in depends_on}
+        for dependency, spec in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            assert spec["condition"] in conditions
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+            if spec["condition"] == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", dependency
+    detector_needs = services["detector"]["depends_on"]
+    assert detector_needs["kafka"]["condition"] == "service_healthy"
+    assert detector_needs["kafka-init"]["condition"] == "service_completed_successfully"
+    assert detector_needs["trainer"]["condition"] == "service_completed_successfully"
+
+
+def test_mounted_files_exist_and_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose is not installed"
+)
+def test_docker_compose_validates_the_file() -> None:
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
