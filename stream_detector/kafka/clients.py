@@ -1,0 +1,104 @@
+"""kafka-python consumers and producers built from the settings, with bounded retries.
+
+No deserializer that can raise: the service receives raw bytes and decodes them itself, so a
+malformed message becomes a dead letter instead of an exception inside the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+from stream_detector.config import DetectorSettings, KafkaSettings
+from stream_detector.errors import BrokerError
+
+__all__ = ["connect_with_retry", "make_consumer", "make_producer"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+def connect_with_retry(
+    factory: Callable[[], T],
+    kafka: KafkaSettings,
+    *,
+    what: str,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> T:
+    """Call ``factory`` until it connects, backing off, for at most ``kafka.connect_timeout_s``.
+
+    Raises :class:`BrokerError` naming the address when the broker stays unreachable.
+    """
+    deadline = time.monotonic() + kafka.connect_timeout_s
+    delay = 0.25
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return factory()
+        except (KafkaError, OSError) as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or should_stop():
+                raise BrokerError(
+                    f"cannot reach Kafka at {kafka.bootstrap_servers} for the {what} after "
+                    f"{attempt} attempts in {kafka.connect_timeout_s:g}s: {exc}"
+                ) from exc
+            log.warning(
+                "broker unreachable client=%s bootstrap=%s attempt=%d retry_in=%.2fs error=%s",
+                what,
+                kafka.bootstrap_servers,
+                attempt,
+                min(delay, remaining),
+                exc,
+            )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
+
+
+def _probe_timeout_ms(kafka: KafkaSettings) -> int:
+    return int(min(max(kafka.connect_timeout_s, 1.0), 10.0) * 1000)
+
+
+def make_consumer(settings: DetectorSettings, **overrides: Any) -> KafkaConsumer:
+    """A consumer in the settings' group, auto-commit off, raw bytes, not yet subscribed."""
+    c = settings.consumer
+    kwargs: dict[str, Any] = {
+        **settings.kafka.client_kwargs(),
+        "group_id": c.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": c.auto_offset_reset,
+        "max_poll_records": c.batch_size,
+        "session_timeout_ms": c.session_timeout_ms,
+        "heartbeat_interval_ms": c.heartbeat_interval_ms,
+        "max_poll_interval_ms": c.max_poll_interval_ms,
+        "fetch_max_bytes": c.fetch_max_bytes,
+        "max_partition_fetch_bytes": max(settings.max_message_bytes * 2, 1_048_576),
+        "bootstrap_timeout_ms": _probe_timeout_ms(settings.kafka),
+        **overrides,
+    }
+    return connect_with_retry(lambda: KafkaConsumer(**kwargs), settings.kafka, what="consumer")
+
+
+def make_producer(settings: DetectorSettings, **overrides: Any) -> KafkaProducer:
+    """A producer for decisions, alerts and dead letters."""
+    p = settings.producer
+    kwargs: dict[str, Any] = {
+        **settings.kafka.client_kwargs(),
+        "acks": p.acks if p.acks == "all" else int(p.acks),
+        "linger_ms": p.linger_ms,
+        "batch_size": p.batch_size,
+        "compression_type": p.compression_type,
+        "retries": p.retries,
+        "max_request_size": max(_MAX_REQUEST_BYTES, settings.max_message_bytes * 2),
+        "bootstrap_timeout_ms": _probe_timeout_ms(settings.kafka),
+        **overrides,
+    }
+    return connect_with_retry(lambda: KafkaProducer(**kwargs), settings.kafka, what="producer")

@@ -1,0 +1,130 @@
+"""``stream-detector score``: the offline twin of ``serve``, JSON Lines in and out.
+
+Each input line is one event; each valid event gives one decision line, in input order,
+exactly as ``serve`` would decide it (same code path, :class:`~stream_detector.decide.Decider`).
+Invalid lines are reported on stderr with their line number and reason, and skipped; with
+``--strict`` any invalid line makes the command fail with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from stream_detector.bundle import load_bundle
+from stream_detector.cli import Command
+from stream_detector.decide import Decider, Message, Source
+from stream_detector.errors import DataError
+
+__all__ = ["ScoreCommand"]
+
+_CHUNK = 2048
+
+
+@contextlib.contextmanager
+def _open_in(name: str) -> Iterator[IO[bytes]]:
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        fh = Path(name).open("rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise DataError(f"cannot read input {name}: {exc.strerror}") from exc
+    with fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def _open_out(name: str) -> Iterator[IO[bytes]]:
+    if name == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        fh = Path(name).open("wb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise DataError(f"cannot write output {name}: {exc.strerror}") from exc
+    with fh:
+        yield fh
+
+
+class ScoreCommand(Command):
+    name = "score"
+    help = "score events from a JSON Lines file; one decision per event, in input order"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True, metavar="DIR", help="model bundle directory")
+        parser.add_argument(
+            "--input", default="-", metavar="FILE", help="JSON Lines events (- = stdin)"
+        )
+        parser.add_argument("--output", default="-", metavar="FILE", help="decisions (- = stdout)")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            metavar="X",
+            help="override the bundle's threshold, in [0, 1]",
+        )
+        parser.add_argument(
+            "--reasons",
+            type=int,
+            default=3,
+            metavar="N",
+            help="features listed in reasons of flagged events (default 3)",
+        )
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="fail (exit 2) on the first invalid line instead of skipping it",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        bundle = load_bundle(args.model)
+        decider = Decider(bundle, threshold=args.threshold, reasons_top=max(0, args.reasons))
+        topic = args.input
+        n_ok = n_bad = n_flagged = 0
+        with _open_in(args.input) as src, _open_out(args.output) as dst:
+            chunk: list[Message] = []
+            for offset, line in enumerate(src):
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                chunk.append(Message(None, stripped, Source(topic, 0, offset)))
+                if len(chunk) >= _CHUNK:
+                    ok, bad, flagged = self._flush(decider, chunk, dst, args.strict)
+                    n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
+                    chunk = []
+            ok, bad, flagged = self._flush(decider, chunk, dst, args.strict)
+            n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
+        print(
+            f"scored {n_ok} events, flagged {n_flagged}, skipped {n_bad} invalid lines "
+            f"(threshold {decider.threshold:g}, model {bundle.model_version})",
+            file=sys.stderr,
+        )
+        return 0
+
+    @staticmethod
+    def _flush(
+        decider: Decider, chunk: list[Message], dst: IO[bytes], strict: bool
+    ) -> tuple[int, int, int]:
+        if not chunk:
+            return 0, 0, 0
+        outcome = decider.decide(chunk)
+        for dead in outcome.dead_letters:
+            line = dead.message.source.offset + 1
+            text = f"line {line}: {dead.error.reason}: {dead.error}"
+            if strict:
+                raise DataError(text)
+            print(f"stream-detector: warning: {text}", file=sys.stderr)
+        # A flagged decision carries its reasons in score's output, as its alert does.
+        alerts = dict(zip(outcome.alert_positions, outcome.alerts, strict=True))
+        for i, decision in enumerate(outcome.decisions):
+            dst.write(orjson.dumps(alerts.get(i, decision)))
+            dst.write(b"\n")
+        return len(outcome.decisions), len(outcome.dead_letters), len(outcome.alerts)
