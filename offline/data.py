@@ -1,0 +1,326 @@
+"""Read a labelled data file and turn it into a checked feature matrix.
+
+A data file is CSV (optionally gzip-compressed) or Parquet, one row per event, with numeric
+feature columns and a 0/1 label column. Columns named ``event_id``, ``entity_id`` and
+``timestamp`` identify events and are never features. Every problem a user can cause ends as a
+:class:`~stream_detector.errors.DataError` naming the column and the fix; nothing is changed
+silently: dropped constant columns and imputed values are logged and recorded in
+:attr:`Dataset.notes` (``train`` copies them into the bundle's manifest).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow
+
+from offline.config import ConstantPolicy, DataSettings, MissingPolicy
+from stream_detector.errors import DataError
+from stream_detector.features import IDENTIFIER_COLUMNS
+
+__all__ = ["Dataset", "load_dataset", "read_table"]
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP = "timestamp"
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2", ".csv.zip", ".csv.xz")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A checked feature matrix with its labels, in time order when the data has timestamps.
+
+    Attributes
+    ----------
+    X
+        float64 matrix, one row per event, columns in :attr:`features` order, all finite.
+    y
+        int64 labels, 0 or 1.
+    features
+        Feature names.
+    label
+        Name of the label column.
+    timestamps
+        Event times in epoch milliseconds (sorted ascending), or None without a timestamp column.
+    amount
+        The amount column (finite, for amount-aware metrics), or None.
+    notes
+        What loading changed, e.g. ``{"dropped_constant_columns": [...]}``.
+    """
+
+    X: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int64]
+    features: tuple[str, ...]
+    label: str
+    timestamps: npt.NDArray[np.int64] | None = None
+    amount: npt.NDArray[np.float64] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.y.size)
+
+    @property
+    def positives(self) -> int:
+        """Number of rows labelled 1."""
+        return int(self.y.sum())
+
+    @property
+    def prior(self) -> float:
+        """Positive-class rate."""
+        return self.positives / self.n
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame; raise DataError if it cannot be read.
+
+    Examples
+    --------
+    >>> read_table("no/such/file.csv")
+    Traceback (most recent call last):
+    ...
+    stream_detector.errors.DataError: data file no/such/file.csv does not exist
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file {p} does not exist")
+    if not p.is_file():
+        raise DataError(f"data file {p} is not a regular file")
+    name = p.name.lower()
+    try:
+        if name.endswith(_PARQUET):
+            frame = pd.read_parquet(p)
+        elif name.endswith(_CSV):
+            frame = pd.read_csv(p, sep="\t" if name.endswith(".tsv") else ",", low_memory=False)
+        else:
+            raise DataError(
+                f"data file {p} must be CSV ({', '.join(_CSV)}) or Parquet ({', '.join(_PARQUET)}); "
+                f"got suffix {p.suffix or '(none)'!r}"
+            )
+    except DataError:
+        raise
+    except PermissionError as exc:
+        raise DataError(f"data file {p} cannot be read: permission denied") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"data file {p} is empty") from exc
+    except (
+        OSError,
+        ValueError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pyarrow.ArrowException,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"data file {p} cannot be read: {first}") from exc
+    if frame.empty:
+        raise DataError(f"data file {p} has no rows")
+    return frame
+
+
+def _labels(frame: pd.DataFrame, label: str, source: str) -> npt.NDArray[np.int64]:
+    if label not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:20]))
+        raise DataError(f"label column {label!r} is not in {source}; its columns are: {shown}")
+    col = frame[label]
+    if col.isna().any():
+        raise DataError(
+            f"label column {label!r} has {int(col.isna().sum())} missing values; "
+            "every row needs a label 0 or 1"
+        )
+    values = pd.unique(col)
+    try:
+        ok = set(np.asarray(values, dtype=np.float64).tolist()) <= {0.0, 1.0}
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        found = sorted(map(repr, values.tolist()))[:10]
+        raise DataError(
+            f"label column {label!r} must hold only 0 and 1; found values {', '.join(found)}"
+        )
+    return col.to_numpy(dtype=np.float64).astype(np.int64)
+
+
+def _timestamps(frame: pd.DataFrame) -> npt.NDArray[np.int64] | None:
+    if TIMESTAMP not in frame.columns:
+        return None
+    col = frame[TIMESTAMP]
+    if col.isna().any():
+        raise DataError(f"column 'timestamp' has {int(col.isna().sum())} missing values")
+    try:
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            ms = col.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(ms)):
+                raise ValueError("non-finite epoch milliseconds")
+            return ms.astype(np.int64)
+        parsed = pd.to_datetime(col, utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(
+            "column 'timestamp' must hold ISO 8601 times or epoch milliseconds; "
+            f"got e.g. {col.iloc[0]!r}"
+        ) from exc
+    return np.asarray(parsed.dt.as_unit("ms").astype("int64"), dtype=np.int64)
+
+
+def _feature_names(
+    frame: pd.DataFrame, label: str, settings: DataSettings, required: Sequence[str] | None
+) -> list[str]:
+    wanted = list(required) if required is not None else settings.features
+    if wanted is not None:
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise DataError(f"feature columns missing from the data: {missing}")
+        bad = [c for c in wanted if c in IDENTIFIER_COLUMNS or c == label]
+        if bad:
+            raise DataError(f"identifier and label columns cannot be features; got {bad}")
+        candidates = list(wanted)
+    else:
+        skip = set(IDENTIFIER_COLUMNS) | {label} | set(settings.exclude)
+        candidates = [str(c) for c in frame.columns if c not in skip]
+    non_numeric = [
+        c
+        for c in candidates
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if non_numeric:
+        raise DataError(
+            f"feature columns must be numeric; not numeric: {non_numeric} "
+            "(drop them, or leave them out with data.exclude in the config)"
+        )
+    if not candidates:
+        raise DataError(
+            f"no feature columns: besides the label {label!r} and the identifiers "
+            f"{sorted(IDENTIFIER_COLUMNS)} the data has no numeric column"
+        )
+    return candidates
+
+
+def _fill_missing(
+    X: npt.NDArray[np.float64],
+    names: Sequence[str],
+    policy: MissingPolicy,
+    fill: npt.NDArray[np.float64] | None,
+) -> dict[str, int]:
+    bad = ~np.isfinite(X)
+    counts = {names[int(j)]: int(bad[:, j].sum()) for j in np.flatnonzero(bad.any(axis=0))}
+    if not counts:
+        return {}
+    shown = ", ".join(f"{k!r} ({v})" for k, v in counts.items())
+    if policy == "refuse":
+        raise DataError(
+            f"feature columns have missing or infinite values: {shown}; fill them, or set "
+            "data.missing: impute_median in the config"
+        )
+    for name in counts:
+        j = names.index(name)
+        col = X[:, j]
+        if fill is not None:
+            value = fill[j]
+        else:
+            finite = col[np.isfinite(col)]
+            if finite.size == 0:
+                raise DataError(f"feature column {name!r} has no finite value to impute from")
+            value = float(np.median(finite))
+        col[~np.isfinite(col)] = value
+    log.warning("imputed missing values with column medians: %s", shown)
+    return counts
+
+
+def _drop_constant(
+    X: npt.NDArray[np.float64], names: list[str], policy: ConstantPolicy
+) -> tuple[npt.NDArray[np.float64], list[str], list[str]]:
+    constant = [names[j] for j in range(X.shape[1]) if np.all(X[:, j] == X[0, j])]
+    if not constant:
+        return X, names, []
+    if policy == "refuse":
+        raise DataError(
+            f"feature columns are constant: {constant}; remove them, or set "
+            "data.constant_columns: drop in the config"
+        )
+    keep = [j for j, name in enumerate(names) if name not in constant]
+    if not keep:
+        raise DataError(f"no feature columns: every feature column is constant ({constant})")
+    log.warning("dropped constant feature columns: %s", constant)
+    return X[:, keep], [names[j] for j in keep], constant
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    label: str,
+    settings: DataSettings | None = None,
+    *,
+    features: Sequence[str] | None = None,
+    fill_values: npt.ArrayLike | None = None,
+) -> Dataset:
+    """Load and check a labelled data file.
+
+    Parameters
+    ----------
+    path
+        CSV or Parquet file.
+    label
+        Name of the 0/1 label column.
+    settings
+        Missing-value, constant-column and feature-selection policies.
+    features
+        Use exactly these feature columns in this order (evaluating a trained bundle); constant
+        columns are then kept.
+    fill_values
+        With ``missing: impute_median``, fill with these per-feature values (the bundle's
+        training medians) instead of this file's medians.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
+    >>> _ = p.write_text("event_id,amount,hour,is_fraud\\na,10,3,0\\nb,250,2,1\\nc,12,4,0\\n")
+    >>> ds = load_dataset(p, "is_fraud")
+    >>> ds.features, ds.y.tolist(), ds.positives
+    (('amount', 'hour'), [0, 1, 0], 1)
+    """
+    cfg = settings or DataSettings()
+    frame = read_table(path)
+    source = f"data file {Path(path)}"
+    frame.columns = [str(c) for c in frame.columns]
+    y = _labels(frame, label, source)
+    ts = _timestamps(frame)
+    if ts is not None:
+        order = np.argsort(ts, kind="mergesort")
+        frame = frame.iloc[order].reset_index(drop=True)
+        ts, y = ts[order], y[order]
+    names = _feature_names(frame, label, cfg, features)
+    X = np.column_stack([frame[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in names])
+    fill = None if fill_values is None else np.asarray(fill_values, dtype=np.float64)
+    notes: dict[str, Any] = {}
+    imputed = _fill_missing(X, names, cfg.missing, fill)
+    if imputed:
+        notes["imputed_values"] = imputed
+    if features is None:
+        X, names, dropped = _drop_constant(X, names, cfg.constant_columns)
+        if dropped:
+            notes["dropped_constant_columns"] = dropped
+    amount = None
+    if cfg.amount_column is not None and cfg.amount_column in frame.columns:
+        col = frame[cfg.amount_column]
+        if pd.api.types.is_numeric_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.all(np.isfinite(values)):
+                amount = values
+    return Dataset(
+        X=np.ascontiguousarray(X),
+        y=y,
+        features=tuple(names),
+        label=label,
+        timestamps=ts,
+        amount=amount,
+        notes=notes,
+    )

@@ -1,0 +1,69 @@
+"""Progress of long runs on stderr: one line (a bar on a terminal) per candidate model."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Report ``[i/total] label`` with a fold bar while fitting, then the result line.
+
+    Parameters
+    ----------
+    total
+        Number of candidates.
+    stream
+        Where to write (stderr by default).
+    enabled
+        False writes nothing (``--quiet``).
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> p = Progress(2, stream=out)
+    >>> p.start("classifier/logistic none"); p.fold(1, 2); p.fold(2, 2)
+    >>> p.done("PR-AUC 0.812  0.1 s")
+    >>> out.getvalue()
+    '[1/2] classifier/logistic none  PR-AUC 0.812  0.1 s\\n'
+    """
+
+    def __init__(self, total: int, *, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.index = 0
+        self.label = ""
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def start(self, label: str) -> None:
+        """A new candidate begins."""
+        self.index += 1
+        self.label = label
+        self._bar(0, 1)
+
+    def fold(self, done: int, total: int) -> None:
+        """``done`` of ``total`` folds of the current candidate are fitted."""
+        self._bar(done, total)
+
+    def done(self, summary: str) -> None:
+        """The current candidate finished; ``summary`` is its result."""
+        if self.enabled:
+            end = "\r\x1b[K" if self._tty else ""
+            self.stream.write(f"{end}{self._prefix()}  {summary}\n")
+            self.stream.flush()
+
+    def _prefix(self) -> str:
+        return f"[{self.index}/{self.total}] {self.label}"
+
+    def _bar(self, done: int, total: int) -> None:
+        if not (self.enabled and self._tty):
+            return
+        width = 20
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r\x1b[K{self._prefix()}  [{bar}] fold {done}/{total}")
+        self.stream.flush()

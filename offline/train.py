@@ -1,0 +1,220 @@
+"""Train a detector and write its bundle: the ``train`` command's work, callable from Python.
+
+Steps:
+
+1. load and check the data (:mod:`offline.data`);
+2. with ``technique: auto``, compare the candidates (:mod:`offline.compare`) and take the
+   winner; otherwise cross-validate the one candidate asked for; either way every candidate has
+   out-of-fold validation scores;
+3. choose the threshold on those out-of-fold scores with the configured policy
+   (:mod:`offline.thresholds`); an infeasible policy falls back explicitly, with a warning in
+   the log and in the manifest;
+4. fit the final model on all rows, compile it to a run-time scorer, check that the compiled
+   scorer reproduces scikit-learn's scores, and write the bundle with the training medians as
+   the reference for explanations.
+
+The manifest records the contract's fields plus: ``model`` (logistic/hgb),
+``class_prior_validation`` (positive rate of the validation rows), ``prior_correction`` (the
+prior the classifier was fitted at and the log-odds offset applied), ``threshold_choice``,
+``validation`` (split method and folds), ``data`` (rows, positives, dropped or imputed
+columns), ``comparison`` (the ``auto`` ranking) and ``train_settings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline.compare import Candidate, CandidateResult, Comparison, evaluate_candidate, run_compare
+from offline.config import ScorerKind, TrainSettings
+from offline.data import Dataset, load_dataset
+from offline.models import Detector, check_combination
+from offline.progress import Progress
+from offline.resampling import check_resampling
+from offline.thresholds import parse_policy
+from offline.validation import make_folds, split_method
+from stream_detector.bundle import Manifest, write_bundle
+from stream_detector.errors import BundleError, DataError
+
+__all__ = ["TrainResult", "train_model"]
+
+log = logging.getLogger(__name__)
+
+_COMPILE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced."""
+
+    manifest: Manifest
+    detector: Detector
+    result: CandidateResult
+    data: Dataset
+    comparison: Comparison | None = None
+
+    @property
+    def candidate(self) -> Candidate:
+        """The technique, scorer and model trained."""
+        return self.result.candidate
+
+
+def _candidate(settings: TrainSettings) -> Candidate:
+    technique = settings.technique
+    assert technique != "auto"
+    check_combination(technique, settings.scorer)
+    model = None if settings.scorer == "anomaly" else settings.model
+    return Candidate(technique, settings.scorer, model)
+
+
+def _check_policy(settings: TrainSettings, ds: Dataset) -> None:
+    pol = parse_policy(settings.threshold_policy)
+    if pol.kind == "cost" and pol.cost_fn == "amount" and ds.amount is None:
+        column = settings.data.amount_column
+        raise DataError(
+            f"threshold policy {pol} needs a numeric, complete amount column "
+            f"({column!r}); the data has none"
+        )
+
+
+def _manifest_extra(
+    settings: TrainSettings,
+    ds: Dataset,
+    result: CandidateResult,
+    final: Detector,
+    comparison: Comparison | None,
+    mask: np.ndarray,
+) -> dict[str, Any]:
+    choice = result.choice
+    metrics = result.metrics
+    assert choice is not None
+    assert metrics is not None
+    extra: dict[str, Any] = {
+        "model": result.candidate.model,
+        "class_prior_validation": float(ds.y[mask].mean()),
+        "threshold_choice": {
+            "policy": choice.policy,
+            "feasible": choice.feasible,
+            "note": choice.note,
+            "alert_rate": choice.alert_rate,
+            "f1": choice.f1,
+        },
+        "validation": {
+            "method": split_method(ds, settings.validation),
+            "n_splits": settings.validation.n_splits,
+            "gap_days": settings.validation.gap_days,
+            "rows": int(mask.sum()),
+            "positives": int(ds.y[mask].sum()),
+            "precision_at_k": metrics.precision_at_k,
+            "k": metrics.k,
+        },
+        "data": {"rows": ds.n, "positives": ds.positives, **ds.notes},
+        "train_settings": settings.model_dump(mode="json"),
+    }
+    if final.scorer != "anomaly":
+        extra["prior_correction"] = {
+            "method": "logit_offset = logit(class_prior_train) - logit(fitted_prior)",
+            "fitted_prior": final.fitted_prior_,
+            "logit_offset": final.logit_offset_,
+        }
+    if comparison is not None:
+        extra["selection"] = {
+            "rule": settings.compare.selection,
+            "verdict": comparison.verdict(),
+        }
+        extra["comparison"] = [
+            {k: row[k] for k in ("technique", "scorer", "model", "pr_auc", "roc_auc")}
+            for row in comparison.rows()
+        ]
+    return extra
+
+
+def train_model(
+    data: str | os.PathLike[str],
+    label: str,
+    out: str | os.PathLike[str],
+    settings: TrainSettings,
+    *,
+    scorers: tuple[ScorerKind, ...] | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train on ``data`` and write the bundle to ``out``; see the module docstring.
+
+    Parameters
+    ----------
+    data, label
+        The labelled CSV or Parquet file and its label column.
+    out
+        Bundle directory (created; must be empty or absent).
+    settings
+        The run's settings.
+    scorers
+        With ``technique: auto``, compare only these scorers (``--scorer`` given on the
+        command line); default ``compare.scorers``.
+    progress
+        Progress display for the cross-validation.
+    """
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BundleError(f"bundle directory {target} exists and is not empty")
+    ds = load_dataset(data, label, settings.data)
+    _check_policy(settings, ds)
+    comparison = None
+    if settings.technique == "auto":
+        comparison = run_compare(ds, settings, scorers=scorers, progress=progress)
+        result = comparison.winner
+        mask = comparison.mask
+        log.info("auto selected %s", comparison.verdict())
+    else:
+        candidate = _candidate(settings)
+        folds = make_folds(ds, settings.validation, random_state=settings.seed)
+        if progress is not None:
+            progress.total = 1
+            progress.start(candidate.name)
+        result = evaluate_candidate(candidate, ds, folds, settings, progress=progress)
+        if progress is not None and result.metrics is not None:
+            progress.done(f"PR-AUC {result.metrics.pr_auc:.4f}")
+        mask = np.zeros(ds.n, dtype=bool)
+        for fold in folds:
+            mask[fold.val] = True
+    choice, metrics = result.choice, result.metrics
+    assert choice is not None
+    assert metrics is not None
+    if not choice.feasible:
+        log.warning("%s", choice.note)
+    final = result.candidate.detector(settings)
+    if final.scorer != "anomaly":
+        check_resampling(final.technique, settings.resampling, ds.y, where="the training data")
+    final.fit(ds.X, ds.y)
+    scorer = final.to_scorer()
+    probe = ds.X[: min(ds.n, 2000)]
+    gap = float(np.max(np.abs(scorer.score(probe) - final.score(probe))))
+    if not gap <= _COMPILE_TOLERANCE:
+        raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
+    manifest = write_bundle(
+        out,
+        scorer=scorer,
+        features=ds.features,
+        label=label,
+        technique=result.candidate.technique,
+        scorer_name=result.candidate.scorer,
+        threshold=choice.threshold,
+        threshold_policy=choice.policy,
+        class_prior_train=ds.prior,
+        metrics={
+            "pr_auc": metrics.pr_auc,
+            "roc_auc": metrics.roc_auc,
+            "precision": metrics.precision,
+            "recall": metrics.recall,
+            "f1": metrics.f1,
+            "precision_at_k": metrics.precision_at_k,
+        },
+        reference=np.median(ds.X, axis=0),
+        extra=_manifest_extra(settings, ds, result, final, comparison, mask),
+    )
+    return TrainResult(manifest, final, result, ds, comparison)

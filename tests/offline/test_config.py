@@ -1,0 +1,111 @@
+"""TrainSettings: file, then environment, then flags; unknown keys and bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from offline.config import TrainSettings
+from stream_detector.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_holds_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("STREAM_DETECTOR_TRAIN_")]:
+        monkeypatch.delenv(key)
+    assert TrainSettings.load(REPO / "configs" / "train.yaml") == TrainSettings.load()
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text(
+        "technique: smote\nseed: 3\nvalidation:\n  n_splits: 4\n  gap_days: 2\n"
+        "anomaly:\n  n_estimators: 50\n"
+    )
+    monkeypatch.setenv("STREAM_DETECTOR_TRAIN_SEED", "5")
+    monkeypatch.setenv("STREAM_DETECTOR_TRAIN_VALIDATION__N_SPLITS", "6")
+    s = TrainSettings.load(path, {"validation": {"gap_days": 1.5}, "scorer": "hybrid"})
+    assert s.technique == "smote"  # file
+    assert s.seed == 5  # environment over file
+    assert s.validation.n_splits == 6  # environment over file, nested
+    assert s.validation.gap_days == 1.5  # flag over file
+    assert s.scorer == "hybrid"  # flag
+    assert s.anomaly.n_estimators == 50  # file, nested, untouched by others
+    assert s.anomaly.max_samples == "auto"  # default
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("hgb:\n  max_depth: 3\n")
+    with pytest.raises(ConfigError) as info:
+        TrainSettings.load(path)
+    assert str(info.value) == f"config {path}: unknown key 'hgb.max_depth'"
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("techniques: smote\n")
+    with pytest.raises(ConfigError, match="unknown key 'techniques'"):
+        TrainSettings.load(path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"technique": "smoat"}, "technique"),
+        ({"scorer": "forest"}, "scorer"),
+        ({"validation": {"n_splits": 1}}, "validation.n_splits"),
+        ({"validation": {"n_splits": "five"}}, "validation.n_splits"),
+        ({"anomaly": {"fit_on": "positives"}}, "anomaly.fit_on"),
+        ({"compare": {"techniques": []}}, "compare.techniques"),
+        ({"threshold_policy": "precision:2"}, "threshold_policy"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainSettings.load(overrides=overrides)
+    message = str(info.value)
+    assert message.startswith(f"config key '{key}': ")
+    assert "\n" not in message
+
+
+def test_policy_is_stored_canonical() -> None:
+    assert TrainSettings.load(
+        overrides={"threshold_policy": " Precision:0.90"}
+    ).threshold_policy == ("precision:0.9")
+
+
+def test_environment_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_DETECTOR_TRAIN_SCORER", "svm")
+    with pytest.raises(ConfigError, match="config key 'scorer'"):
+        TrainSettings.load()
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainSettings.load(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("technique: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        TrainSettings.load(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- technique\n")
+    with pytest.raises(ConfigError, match="must hold a mapping; got list"):
+        TrainSettings.load(listed)
+
+
+def test_frozen() -> None:
+    s = TrainSettings.load()
+    with pytest.raises(pydantic.ValidationError):
+        s.seed = 4
+    with pytest.raises(pydantic.ValidationError):
+        s.validation.n_splits = 4
+
+
+def test_compare_lists_are_deduplicated() -> None:
+    s = TrainSettings.load(overrides={"compare": {"models": ["hgb", "hgb", "logistic"]}})
+    assert s.compare.models == ("hgb", "logistic")

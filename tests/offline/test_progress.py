@@ -1,0 +1,41 @@
+"""Progress lines: a bar on a terminal, one plain line per candidate otherwise, or nothing."""
+
+from __future__ import annotations
+
+import io
+
+from offline.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_stream_gets_one_line_per_candidate() -> None:
+    out = io.StringIO()
+    p = Progress(2, stream=out)
+    for name in ("a", "b"):
+        p.start(name)
+        p.fold(1, 3)
+        p.done("PR-AUC 0.5")
+    assert out.getvalue() == "[1/2] a  PR-AUC 0.5\n[2/2] b  PR-AUC 0.5\n"
+
+
+def test_terminal_gets_a_bar() -> None:
+    out = Terminal()
+    p = Progress(1, stream=out)
+    p.start("a")
+    p.fold(2, 4)
+    assert out.getvalue().endswith("\r\x1b[K[1/1] a  [##########..........] fold 2/4")
+    p.done("ok")
+    assert out.getvalue().endswith("\r\x1b[K[1/1] a  ok\n")
+
+
+def test_quiet_writes_nothing() -> None:
+    out = Terminal()
+    p = Progress(1, stream=out, enabled=False)
+    p.start("a")
+    p.fold(1, 1)
+    p.done("ok")
+    assert out.getvalue() == ""

@@ -1,0 +1,181 @@
+"""train: threshold on out-of-fold scores, the bundle's fields, auto, explicit fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from offline.compare import Candidate, evaluate_candidate
+from offline.config import TrainSettings
+from offline.data import load_dataset
+from offline.thresholds import choose_threshold
+from offline.train import train_model
+from offline.validation import make_folds
+from stream_detector.bundle import load_bundle
+from stream_detector.errors import BundleError, DataError
+
+Settings = Callable[..., TrainSettings]
+
+
+def test_train_writes_a_complete_bundle(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings()
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    m = bundle.manifest
+    ds = load_dataset(data_csv, "is_fraud")
+    assert m.features == ["amount", "hour", "distance", "velocity"]
+    assert (m.label, m.technique, m.scorer) == ("is_fraud", "class_weight", "classifier")
+    assert m.class_prior_train == ds.prior
+    assert set(m.metrics) >= {"pr_auc", "roc_auc", "precision", "recall"}
+    np.testing.assert_array_equal(bundle.reference, np.median(ds.X, axis=0))
+    # The threshold is the policy's choice on the out-of-fold scores.
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    oof = evaluate_candidate(
+        Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
+    )
+    assert oof.scores is not None
+    choice = choose_threshold("max_f1", ds.y, oof.scores)
+    assert m.threshold == choice.threshold
+    assert m.threshold_policy == "max_f1"
+    assert m.metrics["precision"] == pytest.approx(choice.precision)
+    assert m.metrics["recall"] == pytest.approx(choice.recall)
+    # Extras: priors and how the threshold was chosen.
+    extra = m.model_dump()
+    assert extra["class_prior_validation"] == pytest.approx(ds.prior)
+    assert extra["prior_correction"]["fitted_prior"] == 0.5
+    assert extra["prior_correction"]["logit_offset"] == pytest.approx(
+        np.log(ds.prior / (1 - ds.prior))
+    )
+    assert extra["threshold_choice"]["feasible"] is True
+    assert extra["validation"]["method"] == "stratified"
+    assert extra["train_settings"]["seed"] == 0
+    assert extra["model"] == "logistic"
+    # The bundle scores what the fitted detector scores.
+    np.testing.assert_allclose(bundle.score(ds.X), result.detector.score(ds.X), atol=1e-9)
+
+
+def test_infeasible_policy_falls_back_explicitly(
+    write_csv: Callable[..., Path],
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+    make_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame = make_data(400, seed=3)
+    # A legitimate event that looks like the worst fraud gets the highest out-of-fold score:
+    # no threshold flags only frauds, so precision 1 cannot be met.
+    frame.loc[5, ["amount", "hour", "distance", "velocity", "is_fraud"]] = [9e4, 3.0, 80.0, 9.0, 0]
+    settings = make_settings(threshold_policy="precision:1")
+    with caplog.at_level(logging.WARNING):
+        train_model(write_csv(frame), "is_fraud", tmp_path / "model", settings)
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    note = manifest["threshold_choice"]["note"]
+    assert manifest["threshold_choice"]["feasible"] is False
+    assert note.startswith("threshold policy precision:1 cannot be met on validation")
+    assert note.endswith("fell back to max_f1")
+    assert note in caplog.text
+    assert manifest["threshold_policy"] == "precision:1"
+
+
+def test_auto_trains_the_comparison_winner(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(
+        technique="auto",
+        compare={"techniques": ["none", "class_weight", "smote"], "models": ["logistic", "hgb"]},
+    )
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    assert result.comparison is not None
+    winner = result.comparison.winner
+    assert result.candidate == winner.candidate
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["technique"] == winner.candidate.technique
+    assert manifest["scorer"] == winner.candidate.scorer
+    assert manifest["metrics"]["pr_auc"] == pytest.approx(winner.metrics.pr_auc)  # type: ignore[union-attr]
+    assert len(manifest["comparison"]) == len(result.comparison.results)
+    best = max(r["pr_auc"] for r in manifest["comparison"])
+    assert manifest["selection"]["rule"] == "one_se"
+    assert manifest["selection"]["verdict"] == result.comparison.verdict()
+    if manifest["metrics"]["pr_auc"] < best:
+        assert "within one standard error of the best" in manifest["selection"]["verdict"]
+
+
+def test_anomaly_scorer_bundle(data_csv: Path, tmp_path: Path, make_settings: Settings) -> None:
+    settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
+    train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    assert (bundle.manifest.scorer, bundle.manifest.technique) == ("anomaly", "none")
+    assert "prior_correction" not in bundle.manifest.model_dump()
+    assert bundle.manifest.model_dump()["threshold_choice"]["alert_rate"] <= 0.1
+
+
+def test_time_ordered_data_uses_time_splits(
+    write_csv: Callable[..., Path],
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+    make_settings: Settings,
+) -> None:
+    frame = make_data(400, seed=6)
+    frame["timestamp"] = 1_700_000_000_000 + np.arange(400)[::-1] * 60_000
+    train_model(write_csv(frame), "is_fraud", tmp_path / "model", make_settings())
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["validation"]["method"] == "time"
+    assert manifest["validation"]["rows"] == 300  # 3 folds: the first of 4 blocks unvalidated
+
+
+def test_amount_aware_cost_policy(
+    write_csv: Callable[..., Path],
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+    make_settings: Settings,
+) -> None:
+    frame = make_data(400, seed=7)
+    train_model(
+        write_csv(frame),
+        "is_fraud",
+        tmp_path / "a",
+        make_settings(threshold_policy="cost:5,amount"),
+    )
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["threshold_policy"] == (
+        "cost:5,amount"
+    )
+    no_amount = frame.rename(columns={"amount": "value"})
+    with pytest.raises(DataError, match="cost:5,amount needs a numeric, complete amount column"):
+        train_model(
+            write_csv(no_amount, "b.csv"),
+            "is_fraud",
+            tmp_path / "b",
+            make_settings(threshold_policy="cost:5,amount"),
+        )
+    assert not (tmp_path / "b").exists()
+
+
+def test_dropped_columns_are_recorded(
+    write_csv: Callable[..., Path],
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+    make_settings: Settings,
+) -> None:
+    frame = make_data(400, seed=8).assign(currency=978)
+    train_model(write_csv(frame), "is_fraud", tmp_path / "model", make_settings())
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["data"]["dropped_constant_columns"] == ["currency"]
+    assert "currency" not in manifest["features"]
+
+
+def test_non_empty_output_directory_is_refused_before_training(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(BundleError, match="exists and is not empty"):
+        train_model(tmp_path / "missing.csv", "is_fraud", out, make_settings())
