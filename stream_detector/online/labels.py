@@ -1,0 +1,101 @@
+"""Validation of feedback label messages from the ``labels`` topic.
+
+A label is ``{"event_id": str, "label": 0 or 1, "timestamp": ...}`` as
+:class:`~stream_detector.events.LabelMessage` defines it; the timestamp, when present, must be
+ISO 8601 or epoch milliseconds. A message that fails is not an exception for the caller to
+handle: it comes back as an :class:`~stream_detector.errors.EventError` whose ``reason`` is one
+of :data:`LabelReason`, so the service dead-letters it, counts it and moves on, as it does
+with events.
+
+Examples
+--------
+>>> parser = LabelParser()
+>>> label = parser.parse(b'{"event_id": "tx-1", "label": 1, "timestamp": 1522540801000}')
+>>> label.event_id, label.label
+('tx-1', 1)
+>>> try:
+...     parser.parse(b'{"event_id": "tx-1", "label": 2}')
+... except EventError as err:
+...     print(err.reason, "|", err)
+bad_label | label: expected 0 or 1; got 2
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ValidationError
+
+from stream_detector.errors import EventError
+from stream_detector.events import DEFAULT_MAX_EVENT_BYTES, LabelMessage, parse_timestamp
+
+__all__ = ["LabelParser", "LabelReason"]
+
+LabelReason = Literal[
+    "empty",
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "bad_identifier",
+    "bad_label",
+    "bad_timestamp",
+]
+"""Why a label message was dead-lettered: the ``reason`` label of
+``stream_detector_labels_invalid_total`` and the dead letter's ``error.type`` header."""
+
+_MAX_SHOWN = 64
+
+
+class LabelParser:
+    """Validates label message bytes.
+
+    Parameters
+    ----------
+    max_bytes
+        Longer messages are refused before parsing (reason ``too_large``).
+    """
+
+    def __init__(self, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_bytes = max_bytes
+
+    def parse(self, value: bytes | None) -> LabelMessage:
+        """Validate one message value; raise EventError with a :data:`LabelReason` if invalid."""
+        if not value:
+            raise EventError("empty", "label message value is empty")
+        if len(value) > self.max_bytes:
+            raise EventError(
+                "too_large", f"label message is {len(value)} bytes; the limit is {self.max_bytes}"
+            )
+        try:
+            label = LabelMessage.model_validate_json(value)
+        except ValidationError as exc:
+            raise _label_error(exc, value) from None
+        try:
+            parse_timestamp(label.timestamp)
+        except ValueError as exc:
+            raise EventError("bad_timestamp", str(exc)) from None
+        return label
+
+
+def _label_error(exc: ValidationError, value: bytes) -> EventError:
+    err = exc.errors(include_url=False)[0]
+    kind, loc = err["type"], err["loc"]
+    if kind == "json_invalid":
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as ude:
+            return EventError("not_utf8", f"label message is not valid UTF-8: {ude.reason}")
+        return EventError("not_json", f"label message is not JSON: {err['msg']}")
+    if kind in ("model_type", "model_attributes_type"):
+        return EventError("not_object", "label message is not a JSON object")
+    field = str(loc[0]) if loc else ""
+    if kind == "missing":
+        return EventError("missing_field", f"label message has no {field!r}")
+    if field == "label":
+        shown = repr(err.get("input"))[:_MAX_SHOWN]
+        return EventError("bad_label", f"label: expected 0 or 1; got {shown}")
+    if field == "timestamp":
+        return EventError("bad_timestamp", f"timestamp: {err['msg']}")
+    return EventError("bad_identifier", f"{field}: {err['msg']}")
