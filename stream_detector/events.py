@@ -31,17 +31,21 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+import numpy as np
+import numpy.typing as npt
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from stream_detector.errors import EventError
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "Event",
+    "EventBatch",
     "EventParser",
     "InvalidReason",
     "LabelMessage",
@@ -74,6 +78,22 @@ class Event:
     entity_id: str | None
     timestamp_ms: int | None
     values: tuple[float, ...]
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """A batch of messages validated at once: the valid events as columns, the rest as errors.
+
+    Row ``j`` of ``X`` and item ``j`` of each list belong to message ``positions[j]`` of the
+    input; ``errors`` holds ``(position, EventError)`` of the invalid messages, in input order.
+    """
+
+    positions: list[int] = field(default_factory=list)
+    X: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
+    event_ids: list[str | None] = field(default_factory=list)
+    entity_ids: list[str | None] = field(default_factory=list)
+    timestamps_ms: list[int | None] = field(default_factory=list)
+    errors: list[tuple[int, EventError]] = field(default_factory=list)
 
 
 def parse_timestamp(value: Any) -> int | None:
@@ -120,6 +140,15 @@ class _Envelope(BaseModel):
     timestamp: int | float | str | None = None
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_EXACT = 2.0**53
+"""Integers up to this size are exact floats: both JSON parsers agree on every number below."""
+
+
+class _NotPlain(Exception):
+    """The fast path of :meth:`EventParser.parse_many` declines a message."""
+
+
 _FEATURE_ERRORS = {
     "missing": "missing_feature",
     "finite_number": "non_finite",
@@ -145,9 +174,7 @@ class EventParser:
         fields: dict[str, Any] = {
             f"f{i}": (float, Field(alias=name)) for i, name in enumerate(self.features)
         }
-        self._model: type[_Envelope] = create_model(  # type: ignore[call-overload]
-            "EventModel", __base__=_Envelope, **fields
-        )
+        self._model: type[_Envelope] = create_model("EventModel", __base__=_Envelope, **fields)
         self._alias = {f"f{i}": name for i, name in enumerate(self.features)}
         self._values = operator.attrgetter(*fields) if len(fields) > 1 else None
 
@@ -170,6 +197,120 @@ class EventParser:
         getter = self._values
         values = tuple(getter(model)) if getter is not None else (model.f0,)  # type: ignore[attr-defined]
         return Event(model.event_id, model.entity_id, timestamp_ms, values)
+
+    def parse_many(self, values: Sequence[bytes | None]) -> EventBatch:
+        """Validate a batch of message values at once, with the results :meth:`parse` gives.
+
+        Plainly valid events take a fast path: ``orjson`` parses each value, plain type and
+        length checks stand in for the schema, and one vectorised check over the batch's
+        feature matrix keeps values within +-2**53 (where every JSON number converts to the
+        same float in both parsers). Any message the fast path does not accept is handed to
+        :meth:`parse`, so invalid messages get exactly its reasons and messages.
+
+        Examples
+        --------
+        >>> parser = EventParser(["amount", "hour"])
+        >>> batch = parser.parse_many([b'{"amount": 12.5, "hour": 3}', b'{"hour": 3}',
+        ...                            b'{"event_id": "tx-9", "amount": 1, "hour": 0}'])
+        >>> batch.positions, batch.X.tolist(), batch.event_ids
+        ([0, 2], [[12.5, 3.0], [1.0, 0.0]], [None, 'tx-9'])
+        >>> [(i, err.reason) for i, err in batch.errors]
+        [(1, 'missing_feature')]
+        """
+        features, max_bytes, loads = self.features, self.max_bytes, orjson.loads
+        positions: list[int] = []
+        rows: list[list[Any]] = []
+        event_ids: list[str | None] = []
+        entity_ids: list[str | None] = []
+        stamps: list[int | None] = []
+        slow: list[int] = []
+        for i, value in enumerate(values):
+            try:
+                if not value or len(value) > max_bytes:
+                    raise _NotPlain
+                doc = loads(value)
+                if type(doc) is not dict:
+                    raise _NotPlain
+                row = [doc[name] for name in features]
+                if not _NUMBER_TYPES.issuperset(map(type, row)):
+                    raise _NotPlain
+                event_id = doc.get("event_id")
+                if event_id is not None and (
+                    type(event_id) is not str or not 0 < len(event_id) <= _MAX_ID_LENGTH
+                ):
+                    raise _NotPlain
+                entity_id = doc.get("entity_id")
+                if entity_id is not None and (
+                    type(entity_id) is not str or len(entity_id) > _MAX_ID_LENGTH
+                ):
+                    raise _NotPlain
+                stamp = doc.get("timestamp")
+                if stamp is not None and type(stamp) is not int:
+                    if type(stamp) is str:
+                        stamp = parse_timestamp(stamp)
+                    elif type(stamp) is float and abs(stamp) < _EXACT:
+                        stamp = int(stamp)
+                    else:
+                        raise _NotPlain
+            except (_NotPlain, KeyError, ValueError):  # orjson.JSONDecodeError is a ValueError
+                slow.append(i)
+                continue
+            positions.append(i)
+            rows.append(row)
+            event_ids.append(event_id)
+            entity_ids.append(entity_id)
+            stamps.append(stamp)
+        X = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
+        plain: npt.NDArray[np.bool_] = np.asarray((np.abs(X) < _EXACT).all(axis=1))
+        if not slow and plain.all():
+            return EventBatch(positions, X, event_ids, entity_ids, stamps)
+        return self._merge_slow(
+            values, slow, plain, EventBatch(positions, X, event_ids, entity_ids, stamps)
+        )
+
+    def _merge_slow(
+        self,
+        values: Sequence[bytes | None],
+        slow: list[int],
+        plain: npt.NDArray[np.bool_],
+        fast: EventBatch,
+    ) -> EventBatch:
+        """Validate the messages the fast path left with :meth:`parse`; merge in input order."""
+        keep = np.flatnonzero(plain).tolist()
+        slow = sorted(slow + [fast.positions[j] for j in np.flatnonzero(~plain).tolist()])
+        merged = EventBatch(
+            positions=[fast.positions[j] for j in keep],
+            event_ids=[fast.event_ids[j] for j in keep],
+            entity_ids=[fast.entity_ids[j] for j in keep],
+            timestamps_ms=[fast.timestamps_ms[j] for j in keep],
+        )
+        slow_rows: list[tuple[float, ...]] = []
+        for i in slow:
+            try:
+                event = self.parse(values[i])
+            except EventError as err:
+                merged.errors.append((i, err))
+                continue
+            merged.positions.append(i)
+            merged.event_ids.append(event.event_id)
+            merged.entity_ids.append(event.entity_id)
+            merged.timestamps_ms.append(event.timestamp_ms)
+            slow_rows.append(event.values)
+        X = np.concatenate(
+            [fast.X[keep], np.array(slow_rows, dtype=np.float64).reshape(len(slow_rows), -1)]
+            if slow_rows
+            else [fast.X[keep]]
+        )
+        order = np.argsort(np.asarray(merged.positions), kind="stable")
+        if (order[1:] < order[:-1]).any():
+            pick = order.tolist()
+            merged.positions = [merged.positions[j] for j in pick]
+            merged.event_ids = [merged.event_ids[j] for j in pick]
+            merged.entity_ids = [merged.entity_ids[j] for j in pick]
+            merged.timestamps_ms = [merged.timestamps_ms[j] for j in pick]
+            X = X[order]
+        merged.X = X
+        return merged
 
     def _event_error(self, exc: ValidationError, value: bytes) -> EventError:
         err = exc.errors(include_url=False)[0]
@@ -205,5 +346,6 @@ class LabelMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     event_id: str = Field(min_length=1, max_length=_MAX_ID_LENGTH)
-    label: Literal[0, 1]
+    label: Annotated[int, Strict(), Field(ge=0, le=1)]
+    """0 or 1 as a JSON integer; ``true`` or ``1.0`` are refused."""
     timestamp: int | float | str | None = None

@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 
 from stream_detector.config import DetectorSettings, KafkaSettings
 from stream_detector.errors import BrokerError
+from stream_detector.kafka.partitioner import KeyPartitioner
 
 __all__ = ["connect_with_retry", "make_consumer", "make_producer"]
 
@@ -59,15 +60,27 @@ def connect_with_retry(
                 min(delay, remaining),
                 exc,
             )
-            time.sleep(min(delay, remaining))
+            _sleep(min(delay, remaining), should_stop)
             delay = min(delay * 2, 5.0)
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep, waking early when a stop is requested."""
+    end = time.monotonic() + seconds
+    while not should_stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))
 
 
 def _probe_timeout_ms(kafka: KafkaSettings) -> int:
     return int(min(max(kafka.connect_timeout_s, 1.0), 10.0) * 1000)
 
 
-def make_consumer(settings: DetectorSettings, **overrides: Any) -> KafkaConsumer:
+def make_consumer(
+    settings: DetectorSettings,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    **overrides: Any,
+) -> KafkaConsumer:
     """A consumer in the settings' group, auto-commit off, raw bytes, not yet subscribed."""
     c = settings.consumer
     kwargs: dict[str, Any] = {
@@ -80,14 +93,22 @@ def make_consumer(settings: DetectorSettings, **overrides: Any) -> KafkaConsumer
         "heartbeat_interval_ms": c.heartbeat_interval_ms,
         "max_poll_interval_ms": c.max_poll_interval_ms,
         "fetch_max_bytes": c.fetch_max_bytes,
+        "fetch_max_wait_ms": c.fetch_max_wait_ms,
         "max_partition_fetch_bytes": max(settings.max_message_bytes * 2, 1_048_576),
         "bootstrap_timeout_ms": _probe_timeout_ms(settings.kafka),
         **overrides,
     }
-    return connect_with_retry(lambda: KafkaConsumer(**kwargs), settings.kafka, what="consumer")
+    return connect_with_retry(
+        lambda: KafkaConsumer(**kwargs), settings.kafka, what="consumer", should_stop=should_stop
+    )
 
 
-def make_producer(settings: DetectorSettings, **overrides: Any) -> KafkaProducer:
+def make_producer(
+    settings: DetectorSettings,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    **overrides: Any,
+) -> KafkaProducer:
     """A producer for decisions, alerts and dead letters."""
     p = settings.producer
     kwargs: dict[str, Any] = {
@@ -98,7 +119,10 @@ def make_producer(settings: DetectorSettings, **overrides: Any) -> KafkaProducer
         "compression_type": p.compression_type,
         "retries": p.retries,
         "max_request_size": max(_MAX_REQUEST_BYTES, settings.max_message_bytes * 2),
+        "partitioner": KeyPartitioner(),  # the Java client's partitions, less work per record
         "bootstrap_timeout_ms": _probe_timeout_ms(settings.kafka),
         **overrides,
     }
-    return connect_with_retry(lambda: KafkaProducer(**kwargs), settings.kafka, what="producer")
+    return connect_with_retry(
+        lambda: KafkaProducer(**kwargs), settings.kafka, what="producer", should_stop=should_stop
+    )

@@ -19,9 +19,7 @@ FEATURES = ("amount", "hour_of_day", "distance")
 def training_data(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Fraud when the amount is large, most of all at night, far from home."""
     rng = np.random.default_rng(seed)
-    X = np.column_stack(
-        [rng.gamma(2.0, 30.0, n), rng.uniform(0, 24, n), rng.exponential(3.0, n)]
-    )
+    X = np.column_stack([rng.gamma(2.0, 30.0, n), rng.uniform(0, 24, n), rng.exponential(3.0, n)])
     logit = 0.04 * (X[:, 0] - 150) + 0.8 * (X[:, 2] - 6) - 0.1 * np.abs(X[:, 1] - 12)
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
     return X, y

@@ -12,26 +12,47 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_defaults_follow_the_contract() -> None:
     s = DetectorSettings.load()
-    assert (s.topics.events, s.topics.labels, s.topics.decisions, s.topics.alerts, s.topics.dead_letter) == (
-        "events", "labels", "decisions", "alerts", "events.dlq",
+    assert (
+        s.topics.events,
+        s.topics.labels,
+        s.topics.decisions,
+        s.topics.alerts,
+        s.topics.dead_letter,
+    ) == (
+        "events",
+        "labels",
+        "decisions",
+        "alerts",
+        "events.dlq",
     )
     assert s.metrics.port == 9108
     assert s.decisions_enabled is True
     assert s.threshold is None
 
 
-def test_priority_is_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_priority_is_file_then_environment_then_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "d.yaml"
-    cfg.write_text("threshold: 0.1\nkafka:\n  bootstrap_servers: file:1\n  client_id: from-file\nconsumer:\n  batch_size: 7\n")
+    cfg.write_text(
+        "threshold: 0.1\nkafka:\n  bootstrap_servers: file:1\n  client_id: from-file\nconsumer:\n  batch_size: 7\n"
+    )
     assert DetectorSettings.load(cfg).kafka.bootstrap_servers == "file:1"
     monkeypatch.setenv("STREAM_DETECTOR_KAFKA__BOOTSTRAP_SERVERS", "env:2")
     monkeypatch.setenv("STREAM_DETECTOR_THRESHOLD", "0.2")
     s = DetectorSettings.load(cfg)
     assert (s.kafka.bootstrap_servers, s.kafka.client_id, s.threshold, s.consumer.batch_size) == (
-        "env:2", "from-file", 0.2, 7,
+        "env:2",
+        "from-file",
+        0.2,
+        7,
     )
     s = DetectorSettings.load(cfg, {"threshold": 0.3, "kafka": {"bootstrap_servers": "flag:3"}})
-    assert (s.kafka.bootstrap_servers, s.kafka.client_id, s.threshold) == ("flag:3", "from-file", 0.3)
+    assert (s.kafka.bootstrap_servers, s.kafka.client_id, s.threshold) == (
+        "flag:3",
+        "from-file",
+        0.3,
+    )
 
 
 def test_settings_are_frozen() -> None:
@@ -71,10 +92,14 @@ def test_shipped_config_is_valid() -> None:
 
 def test_secrets_are_hidden_but_passed_to_the_client() -> None:
     k = KafkaSettings(
-        security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="svc", sasl_password="hunter2", ssl_cafile="/ca.pem",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="hunter2",
+        ssl_cafile="/ca.pem",
     )
-    assert "hunter2" not in repr(k) and "hunter2" not in str(k.model_dump())
+    assert "hunter2" not in repr(k)
+    assert "hunter2" not in str(k.model_dump())
     kwargs = k.client_kwargs()
     assert kwargs["sasl_plain_password"] == "hunter2"
     assert (kwargs["sasl_mechanism"], kwargs["ssl_cafile"]) == ("SCRAM-SHA-512", "/ca.pem")

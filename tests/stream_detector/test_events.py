@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import orjson
 import pytest
@@ -8,9 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_detector.errors import EventError
-from stream_detector.events import EventParser, LabelMessage, parse_timestamp
+from stream_detector.events import Event, EventParser, InvalidReason, LabelMessage, parse_timestamp
 
 FEATURES = ("amount", "hour")
+REASONS = set(get_args(InvalidReason))
+
+
+def outcome(parser: EventParser, value: bytes | None) -> Event | EventError:
+    """The parsed event, or the EventError it raised."""
+    try:
+        return parser.parse(value)
+    except EventError as err:
+        return err
 
 
 @pytest.fixture
@@ -67,7 +77,9 @@ def test_identifiers_are_optional(parser: EventParser) -> None:
         (b'{"amount": ' + b"[" * 300 + b"]" * 300 + b', "hour": 1}', "not_json"),
     ],
 )
-def test_each_kind_of_bad_event_has_its_reason(parser: EventParser, value: bytes | None, reason: str) -> None:
+def test_each_kind_of_bad_event_has_its_reason(
+    parser: EventParser, value: bytes | None, reason: str
+) -> None:
     assert reason_of(parser, value) == reason
 
 
@@ -85,41 +97,42 @@ def test_feature_names_that_are_not_identifiers() -> None:
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise_anything_but_event_error(value: bytes) -> None:
     parser = EventParser(FEATURES, max_bytes=200)
-    try:
-        event = parser.parse(value)
-    except EventError as err:
-        assert err.reason in {
-            "empty", "too_large", "not_utf8", "not_json", "not_object", "missing_feature",
-            "non_numeric", "non_finite", "bad_identifier", "bad_timestamp",
-        }
+    event = outcome(parser, value)
+    if isinstance(event, EventError):
+        assert event.reason in REASONS
     else:
         assert all(math.isfinite(v) for v in event.values)
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["amount", "hour", "event_id", "timestamp", "x"]), json_values))
+@given(
+    st.dictionaries(st.sampled_from(["amount", "hour", "event_id", "timestamp", "x"]), json_values)
+)
 def test_objects_are_valid_exactly_when_features_are_finite_numbers(obj: dict) -> None:
     parser = EventParser(FEATURES)
     value = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) if _serialisable(obj) else None
     if value is None:
         return
     numbers_ok = all(
-        isinstance(obj.get(f), int | float) and not isinstance(obj.get(f), bool)
-        and math.isfinite(obj[f]) and abs(obj[f]) < 1e308
+        isinstance(obj.get(f), int | float)
+        and not isinstance(obj.get(f), bool)
+        and math.isfinite(obj[f])
+        and abs(obj[f]) < 1e308
         for f in FEATURES
     )
-    try:
-        event = parser.parse(value)
-    except EventError as err:
+    event = outcome(parser, value)
+    if isinstance(event, EventError):
         if numbers_ok:
-            assert err.reason in {"bad_identifier", "bad_timestamp"}
+            assert event.reason in {"bad_identifier", "bad_timestamp"}
     else:
         assert numbers_ok
         assert event.values == tuple(float(obj[f]) for f in FEATURES)
@@ -144,7 +157,105 @@ def test_parse_timestamp_forms() -> None:
 
 
 def test_label_message_schema() -> None:
-    assert LabelMessage.model_validate_json(b'{"event_id": "a", "label": 0, "timestamp": 5}').label == 0
-    for bad in (b'{"event_id": "a", "label": 2}', b'{"event_id": "a", "label": "1"}', b'{"label": 1}'):
+    assert (
+        LabelMessage.model_validate_json(b'{"event_id": "a", "label": 0, "timestamp": 5}').label
+        == 0
+    )
+    for bad in (
+        b'{"event_id": "a", "label": 2}',
+        b'{"event_id": "a", "label": "1"}',
+        b'{"label": 1}',
+    ):
         with pytest.raises(ValueError, match="validation error"):
             LabelMessage.model_validate_json(bad)
+
+
+# -- parse_many: the batch fast path gives exactly what parse gives, message by message ---------
+
+
+def _one_by_one(parser: EventParser, values: list[bytes | None]) -> list[tuple[int, object]]:
+    out: list[tuple[int, object]] = []
+    for i, value in enumerate(values):
+        try:
+            out.append((i, parser.parse(value)))
+        except EventError as err:
+            out.append((i, (err.reason, str(err))))
+    return out
+
+
+def _batched(parser: EventParser, values: list[bytes | None]) -> list[tuple[int, object]]:
+    batch = parser.parse_many(values)
+    assert batch.X.shape == (len(batch.positions), len(parser.features))
+    assert batch.positions == sorted(batch.positions)
+    out: dict[int, object] = {i: (err.reason, str(err)) for i, err in batch.errors}
+    for j, i in enumerate(batch.positions):
+        assert i not in out
+        out[i] = Event(
+            batch.event_ids[j],
+            batch.entity_ids[j],
+            batch.timestamps_ms[j],
+            tuple(batch.X[j].tolist()),
+        )
+    return sorted(out.items())
+
+
+def test_parse_many_keeps_input_order_around_invalid_and_large_values(parser: EventParser) -> None:
+    values: list[bytes | None] = [
+        b'{"amount": 1, "hour": 2, "event_id": "a"}',
+        b'{"amount": "1", "hour": 2}',
+        b'{"amount": 1e300, "hour": 2, "timestamp": "2018-04-01T00:00:01Z"}',
+        None,
+        b'{"amount": 18446744073709551615, "hour": 2}',
+        b'{"amount": 3.5, "hour": -0.0, "entity_id": "c", "timestamp": 1522540801000.9}',
+        b'{"amount": 1, "hour": 2, "timestamp": true}',
+    ]
+    batch = parser.parse_many(values)
+    assert batch.positions == [0, 2, 4, 5]
+    assert batch.X.tolist() == [[1.0, 2.0], [1e300, 2.0], [18446744073709551615.0, 2.0], [3.5, 0.0]]
+    assert batch.event_ids == ["a", None, None, None]
+    assert batch.entity_ids == [None, None, None, "c"]
+    assert batch.timestamps_ms == [None, 1522540801000, None, 1522540801000]
+    assert [(i, e.reason) for i, e in batch.errors] == [
+        (1, "non_numeric"),
+        (3, "empty"),
+        (6, "bad_timestamp"),
+    ]
+    assert _batched(parser, values) == _one_by_one(parser, values)
+
+
+def test_parse_many_of_nothing(parser: EventParser) -> None:
+    batch = parser.parse_many([])
+    assert (batch.positions, batch.X.shape, batch.errors) == ([], (0, 2), [])
+
+
+json_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
+field_values = (
+    json_numbers
+    | st.sampled_from(["true", "null", '"12"', "[1]", "NaN", "-Infinity", '""', '"x"', '"\\ud800"'])
+    | st.text(max_size=6).map(lambda s: orjson.dumps(s).decode())
+    | st.sampled_from(['"2018-04-01T00:00:01Z"', '"1522540801000"', '"2018-13-01"', '" 12 "'])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["amount", "hour", "event_id", "entity_id", "timestamp", "x"]),
+            field_values,
+        ).map(lambda obj: ("{" + ", ".join(f'"{k}": {v}' for k, v in obj.items()) + "}").encode()),
+        max_size=8,
+    )
+)
+def test_parse_many_equals_parse_on_json_objects(values: list[bytes]) -> None:
+    parser = EventParser(FEATURES, max_bytes=120)
+    assert _batched(parser, list(values)) == _one_by_one(parser, list(values))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=60) | st.none(), max_size=6))
+def test_parse_many_equals_parse_on_arbitrary_bytes(values: list[bytes | None]) -> None:
+    parser = EventParser(FEATURES, max_bytes=40)
+    assert _batched(parser, values) == _one_by_one(parser, values)

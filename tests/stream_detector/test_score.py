@@ -29,8 +29,20 @@ def read_decisions(path: Path) -> list[dict]:
 def test_score_writes_one_decision_per_event_in_order(bundle_dir: Path, tmp_path: Path) -> None:
     X, _ = training_data(500, seed=11)
     write_events(tmp_path / "in.jsonl", X)
-    assert main(["score", "--model", str(bundle_dir), "--input", str(tmp_path / "in.jsonl"),
-                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(bundle_dir),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--output",
+                str(tmp_path / "out.jsonl"),
+            ]
+        )
+        == 0
+    )
     out = read_decisions(tmp_path / "out.jsonl")
     assert [d["event_id"] for d in out] == [f"tx-{i}" for i in range(500)]
     expected = load_bundle(bundle_dir).score(X)
@@ -42,22 +54,66 @@ def test_score_writes_one_decision_per_event_in_order(bundle_dir: Path, tmp_path
 def test_score_threshold_flag(bundle_dir: Path, tmp_path: Path) -> None:
     X, _ = training_data(20, seed=1)
     write_events(tmp_path / "in.jsonl", X)
-    assert main(["score", "--model", str(bundle_dir), "--input", str(tmp_path / "in.jsonl"),
-                 "--output", str(tmp_path / "out.jsonl"), "--threshold", "1"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(bundle_dir),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--output",
+                str(tmp_path / "out.jsonl"),
+                "--threshold",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert {d["threshold"] for d in read_decisions(tmp_path / "out.jsonl")} == {1.0}
 
 
-def test_invalid_lines_are_reported_and_skipped(bundle_dir: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_lines_are_reported_and_skipped(
+    bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     X, _ = training_data(3, seed=1)
     write_events(tmp_path / "in.jsonl", X, {1: b'{"amount": "x"}'})
-    assert main(["score", "--model", str(bundle_dir), "--input", str(tmp_path / "in.jsonl"),
-                 "--output", str(tmp_path / "out.jsonl")]) == 0
-    assert [d["event_id"] for d in read_decisions(tmp_path / "out.jsonl")] == ["tx-0", "tx-1", "tx-2"]
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(bundle_dir),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--output",
+                str(tmp_path / "out.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert [d["event_id"] for d in read_decisions(tmp_path / "out.jsonl")] == [
+        "tx-0",
+        "tx-1",
+        "tx-2",
+    ]
     err = capsys.readouterr().err
     assert "line 2: missing_feature" in err or "line 2: non_numeric" in err
-    assert main(["score", "--model", str(bundle_dir), "--input", str(tmp_path / "in.jsonl"),
-                 "--output", str(tmp_path / "out.jsonl"), "--strict"]) == 2
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(bundle_dir),
+                "--input",
+                str(tmp_path / "in.jsonl"),
+                "--output",
+                str(tmp_path / "out.jsonl"),
+                "--strict",
+            ]
+        )
+        == 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,18 +121,31 @@ def test_invalid_lines_are_reported_and_skipped(bundle_dir: Path, tmp_path: Path
     [
         (["score", "--model", "MISSING"], "is not a directory"),
         (["score", "--model", "BUNDLE", "--input", "MISSING"], "cannot read input"),
-        (["score", "--model", "BUNDLE", "--input", "IN", "--threshold", "2"], "threshold must be in [0, 1]; got 2.0"),
+        (
+            ["score", "--model", "BUNDLE", "--input", "IN", "--threshold", "2"],
+            "threshold must be in [0, 1]; got 2.0",
+        ),
         (["score", "--model", "BUNDLE", "--threshold", "abc"], "invalid float value: 'abc'"),
         (["score"], "the following arguments are required: --model"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(
-    bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    bundle_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
 ) -> None:
     (tmp_path / "in.jsonl").write_text("")
-    subst = {"MISSING": str(tmp_path / "missing"), "BUNDLE": str(bundle_dir), "IN": str(tmp_path / "in.jsonl")}
+    subst = {
+        "MISSING": str(tmp_path / "missing"),
+        "BUNDLE": str(bundle_dir),
+        "IN": str(tmp_path / "in.jsonl"),
+    }
     assert main([subst.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("stream-detector") and message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert err.startswith("stream-detector")
+    assert message in err

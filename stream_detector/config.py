@@ -1,0 +1,388 @@
+"""Configuration of the streaming service, read once: file, then environment, then flags.
+
+One frozen :class:`DetectorSettings` object per process. Sources, lowest priority first:
+
+1. a YAML file (``configs/detector.yaml``),
+2. environment variables ``STREAM_DETECTOR_<SECTION>__<KEY>`` (e.g.
+   ``STREAM_DETECTOR_KAFKA__BOOTSTRAP_SERVERS``, ``STREAM_DETECTOR_THRESHOLD``),
+3. command-line flags.
+
+Unknown keys and wrong types are errors that name the key:
+
+>>> DetectorSettings.load(overrides={"metrics": {"port": "x"}})
+Traceback (most recent call last):
+...
+stream_detector.errors.ConfigError: config key 'metrics.port': Input should be a valid integer, unable to parse string as an integer (got 'x')
+>>> DetectorSettings.load(overrides={"threshold": 0.7}).threshold
+0.7
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from stream_detector.errors import ConfigError
+
+__all__ = [
+    "AdminSettings",
+    "AlertRateSettings",
+    "ColdStartSettings",
+    "ConsumerSettings",
+    "DedupeSettings",
+    "DetectorSettings",
+    "DriftSettings",
+    "FeedbackSettings",
+    "KafkaSettings",
+    "MetricsSettings",
+    "OnlineSettings",
+    "PriorSettings",
+    "ProcessingGuarantee",
+    "ProducerSettings",
+    "ThresholdMode",
+    "TopicSettings",
+    "load_yaml_file",
+    "settings_error",
+]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+OffsetReset = Literal["earliest", "latest"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+"""``at_least_once``: commit offsets after every output is acknowledged, suppress replayed
+alerts; ``exactly_once``: outputs and offsets in one Kafka transaction (Apache Kafka only)."""
+ThresholdMode = Literal["fixed", "prior_corrected", "alert_rate"]
+"""How the threshold in force is set: as given, corrected to the live class prior, or to keep
+the share of flagged events near a budget (see :mod:`stream_detector.online.thresholds`)."""
+PriorWindow = Literal["rolling", "ewm"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach the brokers, TLS and SASL included (passed through to kafka-python)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "stream-detector"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_ms: int = Field(default=30_000, gt=0)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    """How long start-up keeps retrying an unreachable broker before giving up."""
+    give_up_after_s: float = Field(default=300.0, gt=0)
+    """How long a running service keeps retrying a broker that stopped answering (nothing
+    acknowledged, no stable group membership) before it exits with code 2."""
+    reconnect_backoff_max_ms: int = Field(default=1_000, gt=0)
+    """Longest pause between reconnection attempts to a lost broker."""
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any kafka-python client.
+
+        >>> KafkaSettings(bootstrap_servers="b:9092").client_kwargs()["bootstrap_servers"]
+        ['b:9092']
+        """
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": [
+                s.strip() for s in self.bootstrap_servers.split(",") if s.strip()
+            ],
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+            "reconnect_backoff_max_ms": self.reconnect_backoff_max_ms,
+        }
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ConfigError(
+                    f"kafka.sasl_mechanism is required with security_protocol "
+                    f"{self.security_protocol}; got none"
+                )
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, key) is not None:
+                    kwargs[key] = getattr(self, key)
+            if self.ssl_password is not None:
+                kwargs["ssl_password"] = self.ssl_password.get_secret_value()
+        return kwargs
+
+
+class TopicSettings(_Section):
+    """Topic names (CONTRACT defaults)."""
+
+    events: str = "events"
+    labels: str = "labels"
+    decisions: str = "decisions"
+    alerts: str = "alerts"
+    dead_letter: str = "events.dlq"
+
+
+class ConsumerSettings(_Section):
+    """The consumer group and the micro-batch."""
+
+    group_id: str = "stream-detector"
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    """At most this many messages are scored together (kafka-python ``max_poll_records``)."""
+    poll_timeout_ms: int = Field(default=200, ge=0)
+    auto_offset_reset: OffsetReset = "earliest"
+    session_timeout_ms: int = Field(default=10_000, gt=0)
+    heartbeat_interval_ms: int = Field(default=3_000, gt=0)
+    max_poll_interval_ms: int = Field(default=300_000, gt=0)
+    fetch_max_bytes: int = Field(default=52_428_800, gt=0)
+    fetch_max_wait_ms: int = Field(default=100, ge=0)
+    """Longest a fetch waits at the broker for data (kafka-python ``fetch_max_wait_ms``). Kafka
+    answers as soon as data arrives; the embedded broker holds the fetch for this long, so it
+    bounds the latency there (10 ms gives a p99 of a few ms at 1,000 events/s)."""
+
+
+class ProducerSettings(_Section):
+    """Producer batching and durability for decisions, alerts and dead letters."""
+
+    acks: Literal["all", "1", "0"] = "all"
+    linger_ms: int = Field(default=5, ge=0)
+    batch_size: int = Field(default=65_536, gt=0)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    retries: int = Field(default=5, ge=0)
+    transactional_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """``exactly_once`` only: stable and unique per replica; default ``<group_id>-<hostname>``."""
+    transaction_timeout_ms: int = Field(default=60_000, gt=0)
+
+
+class DedupeSettings(_Section):
+    """Duplicate-alert suppression: an event alerted once is not alerted again."""
+
+    enabled: bool = True
+    capacity: int = Field(default=200_000, ge=1)
+    """Alerted event ids remembered; the least recently alerted are forgotten first."""
+    readback_records: int = Field(default=10_000, ge=0)
+    """When partitions are assigned (start, restart, rebalance), the ids of the latest
+    this-many records of every alerts partition are read back; 0 turns the read-back off."""
+    readback_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65_535)
+
+
+class AdminSettings(_Section):
+    """The admin endpoint ``/admin/threshold`` on the metrics server; off without a token."""
+
+    token: SecretStr | None = Field(default=None, min_length=16)
+    """Bearer token the endpoint requires; set it through STREAM_DETECTOR_ADMIN__TOKEN."""
+
+
+class PriorSettings(_Section):
+    """How the positive-class rate is tracked from feedback labels."""
+
+    window: PriorWindow = "rolling"
+    window_size: int = Field(default=20_000, ge=1)
+    """Labels in the rolling window."""
+    fading_factor: float = Field(default=0.0002, gt=0.0, le=1.0)
+    """Weight of the newest label with ``window: ewm``."""
+    strength: float = Field(default=2_000.0, ge=0.0)
+    """Pseudo-labels at the bundle's prior the estimate is smoothed with."""
+    max_ratio: float = Field(default=10.0, ge=1.0)
+    """The estimate stays within [reference / max_ratio, reference * max_ratio]."""
+
+
+class FeedbackSettings(_Section):
+    """Joining labels to recent decisions."""
+
+    memory_size: int = Field(default=200_000, ge=1)
+    """Decisions remembered (by event_id) for labels to join; the oldest are forgotten."""
+    window_size: int = Field(default=1_000, ge=1)
+    """Live precision over the last N labelled alerts, recall over the last N labelled frauds."""
+
+
+class AlertRateSettings(_Section):
+    """``threshold_mode: alert_rate``: flag about ``budget`` of the events."""
+
+    budget: float = Field(default=0.01, gt=0.0, lt=1.0)
+    """Share of events to flag (the analysts' capacity)."""
+    window_size: int = Field(default=10_000, ge=10)
+    """Recent scores the streaming quantile is taken over."""
+    min_scores: int = Field(default=1_000, ge=1)
+    """Until this many scores were seen, the fixed threshold is in force."""
+
+
+class DriftSettings(_Section):
+    """ADWIN drift detectors on the score stream, the feature means and the labels."""
+
+    enabled: bool = True
+    delta: float = Field(default=0.002, gt=0.0, lt=1.0)
+    """ADWIN's confidence: smaller detects fewer, surer changes."""
+    chunk_size: int = Field(default=500, ge=1)
+    """Feature means are taken over chunks of this many events."""
+    hold_s: float = Field(default=600.0, ge=0.0)
+    """A signal counts as drifting on ``/healthz`` this long after a detection."""
+
+
+class ColdStartSettings(_Section):
+    """The online anomaly scorer ``serve`` runs when no model bundle is given."""
+
+    features: list[str] = Field(default_factory=lambda: ["amount"], min_length=1)
+    """Numeric event fields the scorer reads."""
+    threshold: float = Field(default=0.99, ge=0.0, le=1.0)
+    """The fixed threshold; in ``alert_rate`` mode (the default here) the fallback."""
+    warmup: int = Field(default=1_000, ge=1)
+    """Events learned before anything is flagged."""
+    class_prior: float = Field(default=0.01, gt=0.0, lt=1.0)
+    """Positive rate assumed until labels arrive."""
+    n_trees: int = Field(default=25, ge=1)
+    height: int = Field(default=10, ge=1, le=20)
+    window_size: int = Field(default=500, ge=1)
+    random_state: int = 42
+
+
+class OnlineSettings(_Section):
+    """The River side of ``serve``: class balance, thresholds, drift, cold start."""
+
+    prior: PriorSettings = PriorSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+    alert_rate: AlertRateSettings = AlertRateSettings()
+    drift: DriftSettings = DriftSettings()
+    cold_start: ColdStartSettings = ColdStartSettings()
+
+
+_yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_yaml_data", default=None)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The YAML file's contents, handed over through a context variable by ``load``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_yaml_data.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data.get() or {})
+
+
+def load_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping, or raise ConfigError naming the file and the problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {p} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping; got {type(data).__name__}")
+    return data
+
+
+def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
+    """Turn a pydantic ValidationError into a one-line ConfigError naming the key."""
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "<root>"
+    received = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: unknown key '{key}'")
+    shown = "***" if "password" in key or "token" in key else repr(received)
+    return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class DetectorSettings(BaseSettings):
+    """Everything ``serve`` needs, frozen once read."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAM_DETECTOR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    producer: ProducerSettings = ProducerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    model: str | None = None
+    """Path of the model bundle directory."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Overrides the bundle's threshold when set."""
+    threshold_mode: ThresholdMode | None = None
+    """None: ``fixed`` with a trained model, ``alert_rate`` with the cold-start scorer (whose
+    scores have no fixed meaning)."""
+    online: OnlineSettings = OnlineSettings()
+    admin: AdminSettings = AdminSettings()
+    decisions_enabled: bool = True
+    """Publish a decision for every valid event; off means alerts and dead letters only."""
+    max_message_bytes: int = Field(default=1_048_576, gt=0)
+    """Messages larger than this are dead-lettered before parsing."""
+    dead_letter_max_bytes: int = Field(default=1_000_000, ge=0)
+    """Dead letters whose value is larger are published truncated to this size, with headers
+    ``error.truncated``, ``source.value_bytes`` and ``source.value_sha256``."""
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    dedupe: DedupeSettings = DedupeSettings()
+    reasons_top: int = Field(default=3, ge=0, le=50)
+    log_level: LogLevel = "INFO"
+
+    _source_name: ClassVar[str] = "config"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> DetectorSettings:
+        """Read the file (if any), then the environment, then ``overrides`` (flags)."""
+        data = load_yaml_file(path) if path is not None else {}
+        token = _yaml_data.set(data)
+        try:
+            return cls(**_deep_merge({}, overrides or {}))
+        except ValidationError as exc:
+            raise settings_error(exc, f"config {path}" if path else "config") from exc
+        finally:
+            _yaml_data.reset(token)

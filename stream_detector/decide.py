@@ -1,0 +1,171 @@
+"""From raw messages to decisions, alerts and dead letters: the step ``score`` and ``serve`` share.
+
+A batch of messages is validated at once (:meth:`~stream_detector.events.EventParser.parse_many`),
+the valid ones become one feature matrix, the model scores the whole matrix in one call, and
+each valid event gets a decision; the flagged
+ones also get an alert with ``reasons``. Invalid messages come back as dead letters with the
+reason. Because ``score`` and ``serve`` both run this code, they give the same scores and
+flags for the same model and events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_detector.bundle import ModelBundle
+from stream_detector.config import ThresholdMode
+from stream_detector.errors import ConfigError, EventError
+from stream_detector.events import DEFAULT_MAX_EVENT_BYTES, EventParser
+
+__all__ = ["BatchOutcome", "DeadLetter", "Decider", "Message", "Source"]
+
+
+class Source(NamedTuple):
+    """Where a message came from (a named tuple: the service builds one per message)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Message(NamedTuple):
+    """One consumed message: raw key and value bytes, headers and source."""
+
+    key: bytes | None
+    value: bytes | None
+    source: Source
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An invalid message and why."""
+
+    message: Message
+    error: EventError
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch produced; ``decisions`` are in input order."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alert_positions: list[int] = field(default_factory=list)
+    """For each alert, the index of its decision in ``decisions``."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    features: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
+    """The valid events' feature rows, in decision order (drift detection, online learning)."""
+    lags_seconds: list[float] = field(default_factory=list)
+
+
+def check_threshold(value: float) -> float:
+    """Validate a threshold.
+
+    >>> check_threshold(1.3)
+    Traceback (most recent call last):
+    ...
+    stream_detector.errors.ConfigError: threshold must be in [0, 1]; got 1.3
+    """
+    if not (0.0 <= value <= 1.0):
+        raise ConfigError(f"threshold must be in [0, 1]; got {value}")
+    return float(value)
+
+
+class Decider:
+    """Validates, scores and decides a batch of messages against one bundle.
+
+    Parameters
+    ----------
+    bundle
+        The loaded model bundle.
+    threshold
+        Overrides the bundle's threshold when given.
+    reasons_top
+        How many features an alert's ``reasons`` lists.
+    max_bytes
+        Larger messages are dead-lettered before parsing.
+
+    Attributes
+    ----------
+    threshold, threshold_mode
+        The threshold in force and how it was set; both are recorded in every decision. The
+        service updates them between batches (``stream_detector.online``); ``score`` keeps
+        the fixed threshold.
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        *,
+        threshold: float | None = None,
+        reasons_top: int = 3,
+        max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.bundle = bundle
+        self.threshold = check_threshold(bundle.threshold if threshold is None else threshold)
+        self.threshold_mode: ThresholdMode = "fixed"
+        self.reasons_top = reasons_top
+        self.parser = EventParser(bundle.features, max_bytes=max_bytes)
+
+    def decide(self, messages: Sequence[Message], *, now: float | None = None) -> BatchOutcome:
+        """Decide a batch; ``now`` (epoch seconds) is the decision time for event lag."""
+        outcome = BatchOutcome()
+        batch = self.parser.parse_many([m.value for m in messages])
+        outcome.dead_letters = [DeadLetter(messages[i], err) for i, err in batch.errors]
+        if not batch.positions:
+            return outcome
+        X = batch.X
+        scores = self.bundle.score(X)
+        threshold, threshold_mode = self.threshold, self.threshold_mode
+        flagged = scores >= threshold
+        model_version = self.bundle.model_version
+        sources = [messages[i].source for i in batch.positions]
+        decisions = outcome.decisions = [
+            {
+                "event_id": event_id
+                if event_id is not None
+                else f"{source.topic}-{source.partition}-{source.offset}",
+                "entity_id": entity_id,
+                "timestamp": timestamp_ms,
+                "score": score,
+                "threshold": threshold,
+                "threshold_mode": threshold_mode,
+                "flagged": flag,
+                "model_version": model_version,
+                "source": {
+                    "topic": source.topic,
+                    "partition": source.partition,
+                    "offset": source.offset,
+                },
+            }
+            for event_id, entity_id, timestamp_ms, source, score, flag in zip(
+                batch.event_ids,
+                batch.entity_ids,
+                batch.timestamps_ms,
+                sources,
+                scores.tolist(),
+                flagged.tolist(),
+                strict=True,
+            )
+        ]
+        idx = np.flatnonzero(flagged)
+        if idx.size:
+            reasons = self.bundle.reasons(X[idx], top=self.reasons_top)
+            for i, why in zip(idx.tolist(), reasons, strict=True):
+                outcome.alerts.append({**decisions[i], "reasons": why})
+            outcome.alert_positions = idx.tolist()
+        outcome.scores = scores
+        outcome.features = X
+        wall_ms = (time.time() if now is None else now) * 1000.0
+        outcome.lags_seconds = [
+            (wall_ms - ts) / 1000.0 for ts in batch.timestamps_ms if ts is not None
+        ]
+        return outcome

@@ -1,0 +1,132 @@
+"""At-least-once delivery: publish every output, wait for every acknowledgement, then commit.
+
+The default guarantee (``processing_guarantee: at_least_once``). A batch's offsets are
+committed only once each of its decisions, alerts and dead letters is acknowledged by the
+broker; a crash in between replays the batch. Its decisions may then repeat (keyed by
+``event_id``); its alerts do not: every acknowledged alert is remembered, and partitions new
+to this instance first get the latest alerts read back (:mod:`stream_detector.kafka.dedupe`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from stream_detector.config import DetectorSettings
+from stream_detector.kafka.clients import make_consumer, make_producer
+from stream_detector.kafka.dedupe import read_back_alert_ids
+from stream_detector.kafka.delivery import Delivery, Phase
+from stream_detector.kafka.publish import OutRecord, Publisher
+
+__all__ = ["AtLeastOnceDelivery"]
+
+log = logging.getLogger(__name__)
+
+_COMMIT_TIMEOUT_MS = 10_000
+
+
+class AtLeastOnceDelivery(Delivery):
+    """Publish every output, wait for every acknowledgement, then commit the offsets."""
+
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        *,
+        registry: CollectorRegistry,
+        stop: threading.Event,
+        on_phase: Callable[[Phase], None] = lambda phase: None,
+    ) -> None:
+        super().__init__(settings, registry=registry, stop=stop, on_phase=on_phase)
+        self.publisher = Publisher(
+            lambda: make_producer(settings, should_stop=stop.is_set),
+            clock=self.clock,
+            dead_letter_max_bytes=settings.dead_letter_max_bytes,
+            on_retry=self.metrics.publish_retries.inc,
+            on_truncated=self.metrics.dead_letters_truncated.inc,
+        )
+        self._reader: KafkaConsumer | None = None
+
+    def start(self) -> None:
+        _ = self.publisher.producer
+
+    def partitions_added(self, partitions: frozenset[TopicPartition]) -> None:
+        dedupe = self.settings.dedupe
+        if self.dedupe is None or dedupe.readback_records == 0:
+            return
+        if self._reader is None:
+            self._reader = make_consumer(self.settings, group_id=None, should_stop=self.stop.is_set)
+        with self.metrics.readback_seconds.time():
+            result = read_back_alert_ids(
+                self._reader,
+                self.settings.topics.alerts,
+                records_per_partition=dedupe.readback_records,
+                timeout_s=dedupe.readback_timeout_s,
+            )
+        self.dedupe.update(result.ids)
+        log.info(
+            "dedupe read back topic=%s partitions=%d records=%d ids=%d seconds=%.3f complete=%s",
+            self.settings.topics.alerts,
+            result.partitions,
+            result.records,
+            len(result.ids),
+            result.seconds,
+            result.complete,
+        )
+
+    def _deliver(
+        self,
+        consumer: KafkaConsumer,
+        records: Sequence[OutRecord],
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        starts: Mapping[TopicPartition, int],
+    ) -> bool:
+        if not self.publisher.publish(records):
+            self.metrics.batches_replayed.labels(reason="stopped").inc()
+            return False
+        self._remember_alerts(records)
+        self.on_phase("published")
+        if self._commit(consumer, offsets):
+            self.on_phase("committed")
+        else:
+            self.metrics.batches_replayed.labels(reason="commit_failed").inc()
+        return True
+
+    def _commit(
+        self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, OffsetAndMetadata]
+    ) -> bool:
+        """Commit, retrying while the broker is unreachable; False if the group moved on."""
+        owned = consumer.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in owned}
+        if not offsets:
+            return False
+        while True:
+            try:
+                consumer.commit(dict(offsets), timeout_ms=_COMMIT_TIMEOUT_MS)
+            except CommitFailedError as exc:
+                # The group rebalanced or evicted us while the batch was in flight: the
+                # partitions' owner replays from the last commit (outputs are keyed, alerts
+                # deduplicated).
+                log.warning("commit refused by the group; the batch will be replayed error=%s", exc)
+                return False
+            except KafkaError as exc:
+                self.clock.failed("committing offsets", exc)
+                if not self.clock.pause():
+                    return False
+                continue
+            self.clock.ok()
+            return True
+
+    def close(self) -> None:
+        self.publisher.close()
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except KafkaError as exc:
+                log.warning("dedupe reader close failed error=%s", exc)
+            self._reader = None

@@ -1,0 +1,314 @@
+"""Delivery guarantees: how a decided batch's outputs and offsets reach the broker.
+
+A :class:`Delivery` sits between the run loop and Kafka. The loop polls, decides, and hands
+over the batch's output records and the offsets to commit; the delivery publishes, commits,
+and reports whether the batch's outputs went out. Two implementations:
+
+- :class:`~stream_detector.kafka.at_least_once.AtLeastOnceDelivery`
+  (``processing_guarantee: at_least_once``, the default): publish
+  every output and wait for every acknowledgement, then commit explicit offsets
+  (``{tp: OffsetAndMetadata(last + 1, ...)}``). A crash between the two replays the batch;
+  its decisions repeat (keyed by ``event_id``) and its alerts are suppressed by
+  :mod:`stream_detector.kafka.dedupe`.
+- :class:`~stream_detector.kafka.transactions.ExactlyOnceDelivery`
+  (``processing_guarantee: exactly_once``): outputs and offsets in one Kafka transaction.
+
+Both share what does not depend on the guarantee: the rebalance listener, batch pacing, the
+outage clock, the check that the group did not evict this instance while the batch was in
+flight (a fenced batch is dropped before anything is published and replayed by the
+partitions' next owner), and the metrics below.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream_detector.config import DetectorSettings
+from stream_detector.kafka.dedupe import AlertDeduplicator
+from stream_detector.kafka.pacing import BatchPacer
+from stream_detector.kafka.publish import OutRecord
+from stream_detector.kafka.rebalance import AssignmentTracker
+from stream_detector.kafka.retry import OutageClock
+
+__all__ = [
+    "Delivery",
+    "DeliveryMetrics",
+    "Phase",
+    "ReplayReason",
+    "make_delivery",
+]
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["decided", "published", "committed"]
+"""Points of a batch's life the service reports (fault-injection tests hook in here)."""
+ReplayReason = Literal["fenced", "commit_failed", "aborted", "stopped"]
+"""Why a batch's offsets were not committed by this instance (it is replayed)."""
+
+_DISCONNECTED_GRACE_S = 1.0
+_READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class DeliveryMetrics:
+    """The delivery-guarantee metrics, registered on the service's registry.
+
+    >>> registry = CollectorRegistry()
+    >>> metrics = DeliveryMetrics(registry)
+    >>> metrics.alerts_suppressed.inc(2)
+    >>> registry.get_sample_value("stream_detector_alerts_suppressed_total")
+    2.0
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.alerts_suppressed = Counter(
+            "stream_detector_alerts_suppressed",
+            "Alerts not published because the event was already alerted (replays).",
+            registry=registry,
+        )
+        self.readback_seconds = Histogram(
+            "stream_detector_dedupe_readback_seconds",
+            "Time to read back recent alert ids when partitions are assigned.",
+            buckets=_READBACK_BUCKETS,
+            registry=registry,
+        )
+        self.publish_retries = Counter(
+            "stream_detector_publish_retries",
+            "Output records sent again after the broker failed to acknowledge them.",
+            registry=registry,
+        )
+        self.batches_replayed = Counter(
+            "stream_detector_batches_replayed",
+            "Batches whose offsets this instance did not commit, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.dead_letters_truncated = Counter(
+            "stream_detector_dead_letters_truncated",
+            "Dead letters published with their value cut to fit the broker.",
+            registry=registry,
+        )
+        self.broker_unreachable_seconds = Gauge(
+            "stream_detector_broker_unreachable_seconds",
+            "How long the broker has been unreachable; 0 while it answers.",
+            registry=registry,
+        )
+
+
+class Delivery(abc.ABC):
+    """Publishes a batch's outputs and commits its offsets under one guarantee.
+
+    Parameters
+    ----------
+    settings
+        The service's settings.
+    registry
+        Where :class:`DeliveryMetrics` are registered.
+    stop
+        The service's stop event (retries end early when it is set).
+    on_phase
+        Called with each :data:`Phase` of a batch.
+    """
+
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        *,
+        registry: CollectorRegistry,
+        stop: threading.Event,
+        on_phase: Callable[[Phase], None] = lambda phase: None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = DeliveryMetrics(registry)
+        self.stop = stop
+        self.on_phase = on_phase
+        self.listener = AssignmentTracker()
+        self.clock = OutageClock(give_up_after_s=settings.kafka.give_up_after_s, stop=stop)
+        self.pacer = BatchPacer(
+            max_records=settings.consumer.batch_size,
+            max_poll_interval_ms=settings.consumer.max_poll_interval_ms,
+        )
+        self.dedupe = (
+            AlertDeduplicator(capacity=settings.dedupe.capacity)
+            if settings.dedupe.enabled
+            else None
+        )
+        self._membership: ConsumerGroupMetadata | None = None
+        self._disconnected_since: float | None = None
+        self._batch_started = 0.0
+        self._batch_messages = 0
+
+    # -- what the run loop calls -------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """False while the broker is unreachable (``/readyz`` answers 503)."""
+        return not self.clock.failing
+
+    def consumer_overrides(self) -> dict[str, Any]:
+        """Extra kafka-python settings for the service's consumer."""
+        return {}
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Create the producer (blocking until the broker answers or start-up gives up)."""
+
+    def max_records(self) -> int:
+        """How many messages the next poll may return."""
+        return self.pacer.limit
+
+    def poll_failed(self, exc: BaseException) -> None:
+        """``poll`` raised: count it toward the outage and pause."""
+        self.clock.failed("polling", exc)
+        self.clock.pause()
+
+    def after_poll(self, consumer: KafkaConsumer, n_messages: int) -> None:
+        """Act on rebalances and group state; start timing the batch if there is one."""
+        membership = consumer.group_metadata()
+        now = time.monotonic()
+        if _connections(consumer) == 0:
+            # No connection at all: the brokers are gone (the group state stays "stable"
+            # until they answer again). A moment's gap is a reconnect, not an outage.
+            if self._disconnected_since is None:
+                self._disconnected_since = now
+            elif now - self._disconnected_since > _DISCONNECTED_GRACE_S:
+                self.clock.failed("polling", "no connection to any broker")
+        else:
+            # Connected: a group still (re)joining is a rebalance, not an outage.
+            self._disconnected_since = None
+            self.clock.ok()
+        self.metrics.broker_unreachable_seconds.set(self.clock.unreachable_s)
+        change = self.listener.take()
+        if change.added:
+            self.partitions_added(change.added)
+        self._membership = membership
+        self._batch_started = time.monotonic()  # after any read-back: pace the batch only
+        self._batch_messages = n_messages
+
+    @abc.abstractmethod
+    def partitions_added(self, partitions: frozenset[TopicPartition]) -> None:
+        """Partitions new to this instance arrived (before any of their records is decided)."""
+
+    def deliver(
+        self,
+        consumer: KafkaConsumer,
+        records: Sequence[OutRecord],
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        starts: Mapping[TopicPartition, int],
+    ) -> bool:
+        """Publish and commit one batch; True when its outputs went out.
+
+        ``starts`` holds each partition's first offset in the batch, to seek back to when
+        the batch is dropped. False means nothing of the batch was published (or a stop cut
+        the retries short); it is replayed from the last commit.
+        """
+        try:
+            if self._fenced(consumer):
+                self._replay(consumer, starts, "fenced")
+                return False
+            return self._deliver(consumer, self._first_alerts(records), offsets, starts)
+        finally:
+            self.pacer.observe(self._batch_messages, time.monotonic() - self._batch_started)
+            self.metrics.broker_unreachable_seconds.set(self.clock.unreachable_s)
+
+    @abc.abstractmethod
+    def _deliver(
+        self,
+        consumer: KafkaConsumer,
+        records: Sequence[OutRecord],
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        starts: Mapping[TopicPartition, int],
+    ) -> bool: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close what this delivery opened (the producer, any reader)."""
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    def _fenced(self, consumer: KafkaConsumer) -> bool:
+        """True when the group evicted this instance since the poll that read the batch."""
+        before, now = self._membership, consumer.group_metadata()
+        if before is None or before.generation_id < 0:
+            return False
+        fenced = (now.generation_id, now.member_id) != (before.generation_id, before.member_id)
+        if fenced:
+            log.warning(
+                "group membership lost while the batch was in flight (generation %d -> %d); "
+                "dropping the batch unpublished, the partitions' next owner replays it",
+                before.generation_id,
+                now.generation_id,
+            )
+        return fenced
+
+    def _first_alerts(self, records: Sequence[OutRecord]) -> Sequence[OutRecord]:
+        """Drop alerts for events already alerted (replays, repeats within the batch)."""
+        if self.dedupe is None:
+            return records
+        ids = [r.event_id or "" for r in records if r.kind == "alert"]
+        if not ids:
+            return records
+        kept, suppressed = self.dedupe.first_alerts(ids)
+        if not suppressed:
+            return records
+        self.metrics.alerts_suppressed.inc(suppressed)
+        log.info("duplicate alerts suppressed count=%d", suppressed)
+        first = set(kept)
+        out = []
+        for r in records:
+            if r.kind == "alert":
+                if r.event_id not in first:
+                    continue
+                first.discard(r.event_id)
+            out.append(r)
+        return out
+
+    def _remember_alerts(self, records: Sequence[OutRecord]) -> None:
+        if self.dedupe is not None:
+            self.dedupe.update(r.event_id for r in records if r.kind == "alert" and r.event_id)
+
+    def _replay(
+        self, consumer: KafkaConsumer, starts: Mapping[TopicPartition, int], reason: ReplayReason
+    ) -> None:
+        """Leave the batch uncommitted and seek back so it is read again."""
+        self.metrics.batches_replayed.labels(reason=reason).inc()
+        assigned = consumer.assignment()
+        for tp, offset in starts.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+
+
+def _connections(consumer: KafkaConsumer) -> float | None:
+    """The consumer's open broker connections (kafka-python's ``connection-count`` metric)."""
+    try:
+        value = consumer.metrics().get("consumer-metrics", {}).get("connection-count")
+    except KafkaError:
+        return None
+    return float(value) if value is not None else None
+
+
+def make_delivery(
+    settings: DetectorSettings,
+    *,
+    registry: CollectorRegistry,
+    stop: threading.Event,
+    on_phase: Callable[[Phase], None] = lambda phase: None,
+) -> Delivery:
+    """The delivery for ``settings.processing_guarantee``."""
+    # The implementations build on Delivery: imported here, not at the top.
+    if settings.processing_guarantee == "exactly_once":
+        from stream_detector.kafka.transactions import ExactlyOnceDelivery
+
+        return ExactlyOnceDelivery(settings, registry=registry, stop=stop, on_phase=on_phase)
+    from stream_detector.kafka.at_least_once import AtLeastOnceDelivery
+
+    return AtLeastOnceDelivery(settings, registry=registry, stop=stop, on_phase=on_phase)

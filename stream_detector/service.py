@@ -1,0 +1,363 @@
+"""``stream-detector serve``: the run loop, owning the service's whole lifecycle in one place.
+
+Start the HTTP endpoints, the producer and the consumer; then, until SIGTERM or SIGINT:
+poll a micro-batch, decide it in one model call, publish every decision, alert and dead
+letter, wait until the broker has acknowledged all of them, and only then commit the batch's
+offsets (at-least-once). On a stop signal the batch in flight is finished and committed
+before the clients close, so a clean shutdown loses and repeats nothing. How outputs and
+offsets reach the broker (at-least-once with duplicate-alert suppression, or exactly-once
+transactions), rebalances, broker outages and slow batches are handled in
+:mod:`stream_detector.kafka.delivery`.
+
+The same consumer also reads the ``labels`` topic. One consumer rather than two: a batch's
+labels are validated, dead-lettered and committed through the very publish-then-commit path
+the events take, so label offsets get the same never-lost guarantee at no extra cost; and with
+the range assignor, when events are keyed by ``event_id`` like labels and both topics have as
+many partitions, partition *i* of both lands on the same instance, so labels meet the
+decisions they judge even with several instances in the group. Label records never reach the
+model; :mod:`stream_detector.online` learns from them after the commit. SIGHUP re-reads the
+config file's threshold, mode and alert budget between two batches (see
+:mod:`stream_detector.online.control`, which also documents the admin endpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from stream_detector.bundle import ModelBundle, load_bundle
+from stream_detector.cli import Command
+from stream_detector.config import DetectorSettings
+from stream_detector.decide import BatchOutcome, Decider, Message, Source
+from stream_detector.endpoints import EndpointServer
+from stream_detector.errors import BrokerError
+from stream_detector.kafka.clients import make_consumer
+from stream_detector.kafka.delivery import Delivery, Phase, make_delivery
+from stream_detector.kafka.publish import OutRecord, batch_records
+from stream_detector.kafka.redact import install_secret_filter
+from stream_detector.metrics import DetectorMetrics, observe_many
+from stream_detector.online import (
+    ADMIN_PATH,
+    AdminEndpoint,
+    LabelBatch,
+    OnlineMonitor,
+    cold_start_bundle,
+    reload_config,
+)
+
+__all__ = ["Detector", "ServeCommand"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE_TIMEOUT_MS = 5_000
+
+
+class Detector:
+    """The streaming service.
+
+    Parameters
+    ----------
+    settings
+        The process's frozen settings.
+    bundle
+        The loaded model bundle.
+    registry
+        Where the metrics are registered (a fresh one per test).
+    config_path
+        The config file SIGHUP re-reads (:meth:`request_reload`).
+    """
+
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        bundle: ModelBundle,
+        *,
+        registry: CollectorRegistry | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = DetectorMetrics(self.registry)
+        self.decider = Decider(
+            bundle,
+            threshold=settings.threshold,
+            reasons_top=settings.reasons_top,
+            max_bytes=settings.max_message_bytes,
+        )
+        # The online side (stream_detector.online): thresholds, labels, drift, live control.
+        self.online = OnlineMonitor(settings, bundle, metrics=self.metrics)
+        self.config_path = config_path
+        self._reload = threading.Event()
+        token = settings.admin.token
+        routes = {ADMIN_PATH: AdminEndpoint(token=token, monitor=self.online)} if token else {}
+        self.endpoints = EndpointServer(
+            self.registry,
+            ready=self.is_ready,
+            host=settings.metrics.host,
+            port=settings.metrics.port,
+            health=self.online.health,
+            routes=routes,
+        )
+        self._stop = threading.Event()
+        self._ready = False
+        self._consumer: KafkaConsumer | None = None
+        self.phase_hook: Callable[[Phase], None] | None = None
+        """Called at each phase of a batch; fault-injection tests kill or slow the process here."""
+        self.delivery: Delivery = make_delivery(
+            settings, registry=self.registry, stop=self._stop, on_phase=self._phase
+        )
+        self.batches = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in flight, commit and return."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file's threshold settings before the next batch."""
+        self._reload.set()
+
+    def is_ready(self) -> bool:
+        """True while the consumer is connected and assigned and a model is loaded."""
+        return self._ready and self.delivery.healthy
+
+    def run(self) -> int:
+        """Serve until :meth:`stop`; return the exit code."""
+        m = self.metrics
+        m.threshold.set(self.decider.threshold)
+        m.set_model(
+            model_version=self.bundle.model_version,
+            technique=self.bundle.manifest.technique,
+            scorer=self.bundle.manifest.scorer,
+        )
+        self.endpoints.start()
+        try:
+            self.delivery.start()
+            self._consumer = make_consumer(
+                self.settings, should_stop=self._stop.is_set, **self.delivery.consumer_overrides()
+            )
+            self._consumer.subscribe(
+                [self.settings.topics.events, self.settings.topics.labels],
+                listener=self.delivery.listener,
+            )
+            log.info(
+                "serving topic=%s group=%s bootstrap=%s guarantee=%s model_version=%s "
+                "threshold=%g metrics=%s:%d",
+                self.settings.topics.events,
+                self.settings.consumer.group_id,
+                self.settings.kafka.bootstrap_servers,
+                self.settings.processing_guarantee,
+                self.bundle.model_version,
+                self.decider.threshold,
+                self.settings.metrics.host,
+                self.endpoints.port,
+            )
+            while not self._stop.is_set():
+                self._step()
+            log.info("stopping: batches=%d", self.batches)
+            return 0
+        finally:
+            self._ready = False
+            self._close()
+            self.endpoints.stop()
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
+            except KafkaError as exc:
+                log.warning("consumer close failed error=%s", exc)
+        self.delivery.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        if self._reload.is_set():
+            self._reload.clear()
+            reload_config(self.online, self.config_path)
+        try:
+            records = consumer.poll(
+                timeout_ms=self.settings.consumer.poll_timeout_ms,
+                max_records=self.delivery.max_records(),
+            )
+        except KafkaError as exc:
+            self.delivery.poll_failed(exc)
+            return
+        # Rebalances first: partitions new to this instance get their alerts read back.
+        self.delivery.after_poll(consumer, sum(len(batch) for batch in records.values()))
+        self._ready = bool(consumer.assignment())
+        if not records:
+            return
+        with self.metrics.processing_seconds.time():
+            messages = [
+                Message(r.key, r.value, Source(tp.topic, tp.partition, r.offset), r.headers or ())
+                for tp, batch in records.items()
+                for r in batch
+            ]
+            messages, labels = self._split_labels(messages)
+            self.decider.threshold, self.decider.threshold_mode = self.online.threshold_for_batch()
+            outcome = self.decider.decide(messages)
+            self._phase("decided")
+            offsets = {
+                tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in records.items()
+            }
+            starts = {tp: batch[0].offset for tp, batch in records.items()}
+            outputs = self._outputs(_with_dead_labels(outcome, labels))
+            if not self.delivery.deliver(consumer, outputs, offsets, starts):
+                return  # nothing was published: the batch is read again
+        self.batches += 1
+        self._count(outcome, len(messages))
+        self.online.observe(outcome, labels)
+        self._update_lag(
+            {tp: o for tp, o in offsets.items() if tp.topic != self.settings.topics.labels}
+        )
+
+    def _split_labels(self, messages: list[Message]) -> tuple[list[Message], LabelBatch]:
+        """Events stay for the model; label messages are validated by the online monitor."""
+        topic = self.settings.topics.labels
+        if not any(m.source.topic == topic for m in messages):
+            return messages, LabelBatch()
+        labels = self.online.parse_labels([m for m in messages if m.source.topic == topic])
+        return [m for m in messages if m.source.topic != topic], labels
+
+    def _outputs(self, outcome: BatchOutcome) -> list[OutRecord]:
+        """The records a batch publishes: decisions (unless turned off), alerts, dead letters."""
+        return batch_records(
+            outcome, self.settings.topics, decisions=self.settings.decisions_enabled
+        )
+
+    def _phase(self, phase: Phase) -> None:
+        if self.phase_hook is not None:
+            self.phase_hook(phase)
+
+    def _count(self, outcome: BatchOutcome, n_messages: int) -> None:
+        m = self.metrics
+        m.events.inc(n_messages)
+        for dead in outcome.dead_letters:
+            m.events_invalid.labels(reason=dead.error.reason).inc()
+        if outcome.alerts:
+            m.alerts.inc(len(outcome.alerts))
+        # Histograms per batch: numpy counts the buckets, one increment per bucket touched.
+        observe_many(m.score, outcome.scores)
+        if outcome.lags_seconds:
+            observe_many(m.event_lag_seconds, np.maximum(outcome.lags_seconds, 0.0))
+
+    def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp, committed in offsets.items():
+            high = consumer.highwater(tp)
+            if high is not None:
+                self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
+                    max(high - committed.offset, 0)
+                )
+
+
+def _with_dead_labels(outcome: BatchOutcome, labels: LabelBatch) -> BatchOutcome:
+    """The outcome to publish: invalid label messages go to the dead-letter topic too."""
+    if not labels.dead_letters:
+        return outcome
+    return dataclasses.replace(outcome, dead_letters=outcome.dead_letters + labels.dead_letters)
+
+
+@contextmanager
+def _stop_on_signals(detector: Detector) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal=%s finishing the batch in flight", signal.Signals(signum).name)
+        detector.stop()
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        log.info("signal=SIGHUP reloading the threshold settings before the next batch")
+        detector.request_reload()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class ServeCommand(Command):
+    name = "serve"
+    help = "consume events from Kafka, score them, publish decisions and alerts"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--config", metavar="FILE", help="YAML settings (configs/detector.yaml)"
+        )
+        parser.add_argument("--model", metavar="DIR", help="model bundle directory")
+        parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers")
+        parser.add_argument("--threshold", type=float, metavar="X", help="override the threshold")
+        parser.add_argument(
+            "--threshold-mode",
+            choices=["fixed", "prior_corrected", "alert_rate"],
+            help="how the threshold in force is set (default fixed)",
+        )
+        parser.add_argument(
+            "--metrics-port", type=int, metavar="N", help="HTTP port (default 9108)"
+        )
+        parser.add_argument("--metrics-host", metavar="ADDR", help="HTTP bind address")
+        parser.add_argument("--group-id", metavar="NAME", help="consumer group")
+        parser.add_argument(
+            "--no-decisions", action="store_true", help="publish alerts and dead letters only"
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        overrides: dict[str, Any] = {}
+        if args.model is not None:
+            overrides["model"] = args.model
+        if args.threshold is not None:
+            overrides["threshold"] = args.threshold
+        if args.threshold_mode is not None:
+            overrides["threshold_mode"] = args.threshold_mode
+        if args.bootstrap_servers is not None:
+            overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
+        metrics = {}
+        if args.metrics_port is not None:
+            metrics["port"] = args.metrics_port
+        if args.metrics_host is not None:
+            metrics["host"] = args.metrics_host
+        if metrics:
+            overrides["metrics"] = metrics
+        if args.group_id is not None:
+            overrides["consumer"] = {"group_id": args.group_id}
+        if args.no_decisions:
+            overrides["decisions_enabled"] = False
+        settings = DetectorSettings.load(args.config, overrides)
+        install_secret_filter(settings)  # client libraries log requests at DEBUG
+        if settings.model is None:
+            cold = settings.online.cold_start
+            log.info(
+                "no model bundle: cold start with the online anomaly scorer features=%s warmup=%d",
+                ",".join(cold.features),
+                cold.warmup,
+            )
+            bundle = cold_start_bundle(**cold.model_dump())
+        else:
+            bundle = load_bundle(settings.model)
+        detector = Detector(settings, bundle, config_path=args.config)
+        with _stop_on_signals(detector):
+            try:
+                return detector.run()
+            except OSError as exc:
+                raise BrokerError(f"cannot serve: {exc}") from exc

@@ -1,0 +1,53 @@
+"""Scenarios 4 and 5, fast variants: a broker outage, and a model slower than the poll interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .scenarios import run_outage_scenario, run_slow_scenario
+
+pytestmark = pytest.mark.integration
+
+
+def test_broker_outage_reconnects_by_itself_then_gives_up_when_the_broker_stays_away(
+    fault_bundle: Path, tmp_path: Path
+) -> None:
+    result = run_outage_scenario(
+        fault_bundle, tmp_path, n_events=2000, rate=600.0, outage_s=2.0, give_up_after_s=5.0
+    )
+    result.report.assert_ok()
+    notes = result.notes
+    assert notes["ready_before"] == 200
+    assert 503 in notes["ready_during"], notes
+    assert notes["ready_after"] == 200
+    assert notes["alive_after_outage"]
+    # The second broker never comes back: one line, exit code 2.
+    assert notes["exit_code_when_broker_gone"] == 2, notes
+    assert notes["last_line"].startswith(
+        "stream-detector: error: the broker has been unreachable for "
+    ), notes
+
+
+def test_model_slower_than_max_poll_interval_neither_crash_loops_nor_loses(
+    broker: Any, fault_bundle: Path
+) -> None:
+    # 300 messages at 8 ms each: 2.4 s, over the 2 s interval; the pacer then keeps batches
+    # at about 1 s.
+    result = run_slow_scenario(
+        broker,
+        fault_bundle,
+        n_events=360,
+        ms_per_row=8.0,
+        max_poll_interval_ms=2000,
+        batch_size=300,
+    )
+    result.report.assert_ok(exactly_once_decisions=True)
+    notes = result.notes
+    assert notes["alive"], notes
+    assert "error" not in notes, notes
+    assert notes["replayed_fenced"] >= 1, notes  # the overrun batch was dropped, not committed
+    assert notes["assignments"] <= 3, notes  # no rebalance loop
+    assert notes["batch_limit"] <= 125, notes

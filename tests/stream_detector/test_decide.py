@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from stream_detector.bundle import load_bundle
+from stream_detector.decide import Decider, Message, Source
+from stream_detector.errors import ConfigError
+
+from .conftest import training_data
+
+
+def messages(rows: np.ndarray, *, with_ids: bool = True) -> list[Message]:
+    out = []
+    for i, (amount, hour, distance) in enumerate(rows.tolist()):
+        body = {
+            "amount": amount,
+            "hour_of_day": hour,
+            "distance": distance,
+            "entity_id": "c-1",
+            "timestamp": 1_700_000_000_000 + i,
+        }
+        if with_ids:
+            body["event_id"] = f"tx-{i}"
+        out.append(Message(None, orjson.dumps(body), Source("events", 1, 100 + i)))
+    return out
+
+
+def test_decisions_follow_the_model_and_threshold(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(300, seed=5)
+    outcome = Decider(bundle).decide(messages(X))
+    scores = bundle.score(X)
+    assert [d["event_id"] for d in outcome.decisions] == [f"tx-{i}" for i in range(300)]
+    np.testing.assert_array_equal([d["score"] for d in outcome.decisions], scores)
+    assert [d["flagged"] for d in outcome.decisions] == (scores >= 0.5).tolist()
+    assert len(outcome.alerts) == int((scores >= 0.5).sum()) > 0
+    d = outcome.decisions[7]
+    assert set(d) == {
+        "event_id",
+        "entity_id",
+        "timestamp",
+        "score",
+        "threshold",
+        "threshold_mode",
+        "flagged",
+        "model_version",
+        "source",
+    }
+    assert d["threshold_mode"] == "fixed"
+    assert d["source"] == {"topic": "events", "partition": 1, "offset": 107}
+    assert (d["entity_id"], d["timestamp"], d["model_version"]) == (
+        "c-1",
+        1_700_000_000_007,
+        bundle.model_version,
+    )
+
+
+def test_alerts_carry_reasons_that_explain_the_score(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(300, seed=5)
+    outcome = Decider(bundle, reasons_top=2).decide(messages(X))
+    for alert, pos in zip(outcome.alerts, outcome.alert_positions, strict=True):
+        assert alert["flagged"]
+        assert outcome.decisions[pos]["event_id"] == alert["event_id"]
+        assert 1 <= len(alert["reasons"]) <= 2
+        contributions = [r["contribution"] for r in alert["reasons"]]
+        assert contributions == sorted(contributions, reverse=True)
+        assert all(c > 0 for c in contributions)
+        assert {r["feature"] for r in alert["reasons"]} <= set(bundle.features)
+
+
+def test_threshold_override_and_validation(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(100, seed=1)
+    outcome = Decider(bundle, threshold=0.0).decide(messages(X))
+    assert all(d["flagged"] and d["threshold"] == 0.0 for d in outcome.decisions)
+    with pytest.raises(ConfigError, match=r"threshold must be in \[0, 1\]; got 1.3"):
+        Decider(bundle, threshold=1.3)
+
+
+def test_missing_event_id_defaults_to_topic_partition_offset(bundle_dir: Path) -> None:
+    X, _ = training_data(2, seed=1)
+    outcome = Decider(load_bundle(bundle_dir)).decide(messages(X, with_ids=False))
+    assert [d["event_id"] for d in outcome.decisions] == ["events-1-100", "events-1-101"]
+
+
+def test_bad_messages_become_dead_letters_and_neighbours_are_unaffected(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(4, seed=2)
+    good = messages(X)
+    bad = [
+        Message(b"k1", b"nope", Source("events", 0, 1)),
+        Message(b"k2", b'{"amount": 1}', Source("events", 0, 2)),
+    ]
+    outcome = Decider(bundle).decide([good[0], bad[0], good[1], bad[1], good[2], good[3]])
+    assert [d["event_id"] for d in outcome.decisions] == ["tx-0", "tx-1", "tx-2", "tx-3"]
+    assert [(dl.message.key, dl.error.reason) for dl in outcome.dead_letters] == [
+        (b"k1", "not_json"),
+        (b"k2", "missing_feature"),
+    ]
+    alone = Decider(bundle).decide(good)
+    assert [d["score"] for d in outcome.decisions] == [d["score"] for d in alone.decisions]
+
+
+def test_a_batch_of_only_bad_messages(bundle_dir: Path) -> None:
+    outcome = Decider(load_bundle(bundle_dir)).decide([Message(None, None, Source("e", 0, 0))])
+    assert outcome.decisions == []
+    assert len(outcome.dead_letters) == 1
+
+
+def test_event_lag_is_measured_from_the_event_timestamp(bundle_dir: Path) -> None:
+    X, _ = training_data(3, seed=1)
+    outcome = Decider(load_bundle(bundle_dir)).decide(messages(X), now=1_700_000_010.0)
+    assert outcome.lags_seconds == pytest.approx([10.0, 9.999, 9.998])
