@@ -1,0 +1,350 @@
+"""``stream-detector demo``: the whole product, end to end, on the embedded broker.
+
+1. start the embedded Kafka-compatible broker on a free port and create the topics;
+2. simulate a labelled history of card transactions and train a model bundle on it;
+3. start ``stream-detector serve`` as a separate process against the broker;
+4. stream the next day's transactions live (with a few malformed messages mixed in), printing
+   each alert as it arrives;
+5. print a summary (events, alerts, precision and recall against the simulator's ground truth,
+   dead letters, the service's own counters) and stop everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_detector.cli import Command, main
+from stream_detector.errors import BrokerError, StreamDetectorError
+from stream_detector.kafka import EmbeddedBroker, free_port
+from stream_detector.simulate import LABEL_COLUMN, TransactionSimulator
+from stream_detector.simulate.output import write_csv
+
+__all__ = ["DEMO", "DemoCommand"]
+
+TOPICS = {"events": 4, "labels": 1, "decisions": 4, "alerts": 4, "events.dlq": 1}
+_MALFORMED = (
+    b"this is not json",
+    b'{"amount": "12.50", "hour_of_day": 3}',
+    b'{"amount": NaN}',
+    b"\xff\xfe\x00garbage",
+    b"[1, 2, 3]",
+)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+class _Outputs(threading.Thread):
+    """Reads decisions, alerts and dead letters back, printing alerts as they arrive."""
+
+    def __init__(self, bootstrap: str, labels: dict[str, int]) -> None:
+        super().__init__(name="demo-outputs", daemon=True)
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        self.labels = labels
+        self.decided: set[str] = set()
+        self.alerted: dict[str, dict[str, Any]] = {}
+        self.dead: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from kafka.structs import TopicPartition
+
+        tps = [
+            TopicPartition(topic, p)
+            for topic in ("decisions", "alerts", "events.dlq")
+            for p in range(TOPICS[topic])
+        ]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning()
+        while not self.stop.is_set():
+            for tp, records in self.consumer.poll(timeout_ms=200).items():
+                for r in records:
+                    if tp.topic == "decisions":
+                        self.decided.add(orjson.loads(r.value)["event_id"])
+                    elif tp.topic == "alerts":
+                        self._alert(orjson.loads(r.value))
+                    else:
+                        headers = dict(r.headers or [])
+                        self.dead.append(headers.get("error.type", b"?").decode())
+        self.consumer.close()
+
+    def _alert(self, alert: dict[str, Any]) -> None:
+        if alert["event_id"] in self.alerted:
+            return
+        self.alerted[alert["event_id"]] = alert
+        truth = {1: "fraud", 0: "legit"}.get(self.labels.get(alert["event_id"], -1), "?")
+        reasons = ", ".join(
+            f"{r['feature']}={r['value']:g} (+{r['contribution']:.2f})" for r in alert["reasons"]
+        )
+        _say(
+            f"ALERT {alert['event_id']:<16} score={alert['score']:.3f} "
+            f"[truth: {truth:<5}] because {reasons or '-'}"
+        )
+
+
+@contextlib.contextmanager
+def _serve(
+    bootstrap: str, model: Path, metrics_port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "STREAM_DETECTOR_CONSUMER__SESSION_TIMEOUT_MS": "6000",
+        "STREAM_DETECTOR_CONSUMER__HEARTBEAT_INTERVAL_MS": "1000",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "stream_detector",
+        "serve",
+        "--model",
+        str(model),
+        "--bootstrap-servers",
+        bootstrap,
+        "--metrics-port",
+        str(metrics_port),
+        "--group-id",
+        "demo",
+    ]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+            raise BrokerError(f"serve exited with code {proc.returncode}: {' '.join(tail)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise BrokerError(f"serve did not become ready within {timeout:g}s (see {log})")
+
+
+def _scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("stream_detector_") and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            base = name.split("{", 1)[0]
+            if base in (
+                "stream_detector_events_total",
+                "stream_detector_alerts_total",
+                "stream_detector_events_invalid_total",
+            ):
+                totals[base] = totals.get(base, 0.0) + float(value)
+    return totals
+
+
+class DemoCommand(Command):
+    name = "demo"
+    help = "run the whole product on an embedded broker: simulate, train, serve, alert, summarise"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--workdir",
+            default="demo-output",
+            metavar="DIR",
+            help="where the history, model and logs go (default demo-output)",
+        )
+        parser.add_argument(
+            "--events",
+            type=int,
+            default=3000,
+            metavar="N",
+            help="live events to stream (default 3000)",
+        )
+        parser.add_argument(
+            "--rate",
+            type=float,
+            default=600.0,
+            metavar="N",
+            help="live events per second (default 600)",
+        )
+        parser.add_argument(
+            "--history-days",
+            type=int,
+            default=35,
+            metavar="N",
+            help="days of labelled history to train on (default 35)",
+        )
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--technique",
+            default="auto",
+            help="training technique (default auto: compare the techniques, train the winner)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.events < 1 or args.rate <= 0 or args.history_days < 2:
+            raise StreamDetectorError("--events must be >= 1, --rate > 0, --history-days >= 2")
+        started = time.monotonic()
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        model = work / "model"
+        if model.exists():
+            for f in model.iterdir():
+                f.unlink()
+            model.rmdir()
+
+        sim = TransactionSimulator.from_preset("demo", random_state=args.seed)
+        history = sim.generate(start_day=0, n_days=args.history_days)
+        history_csv = work / "history.csv"
+        write_csv(history, history_csv)
+        _say(
+            f"[1/5] simulated {len(history):,} past transactions, {history.n_frauds} frauds "
+            f"({history.fraud_rate:.2%}) -> {history_csv}"
+        )
+
+        code = main(
+            [
+                "train",
+                "--data",
+                str(history_csv),
+                "--label",
+                LABEL_COLUMN,
+                "--out",
+                str(model),
+                "--technique",
+                args.technique,
+            ]
+        )
+        if code != 0:
+            raise StreamDetectorError(f"training failed with exit code {code}")
+        manifest = orjson.loads((model / "manifest.json").read_bytes())
+        _say(
+            f"[2/5] trained {manifest['technique']} {manifest['scorer']} model "
+            f"{manifest['model_version']}: threshold {manifest['threshold']:.3f} "
+            f"({manifest['threshold_policy']}), validation PR-AUC {manifest['metrics'].get('pr_auc', 0):.3f}"
+        )
+
+        live = sim.generate(start_day=args.history_days, n_days=max(1, args.events // 800 + 1))
+        live = live.head(min(args.events, len(live)))
+        labels = dict(zip(live["event_id"].tolist(), live[LABEL_COLUMN].tolist(), strict=True))
+
+        with EmbeddedBroker() as broker:
+            broker.create_topics(TOPICS)
+            bootstrap = broker.bootstrap_servers
+            _say(f"[3/5] embedded broker at {bootstrap}; topics {', '.join(TOPICS)}")
+            metrics_port = free_port()
+            log = work / "serve.log"
+            with _serve(bootstrap, model, metrics_port, log) as proc:
+                _wait_ready(metrics_port, proc, log)
+                _say(
+                    f"[4/5] serve is ready; metrics at http://127.0.0.1:{metrics_port}/metrics; "
+                    f"streaming {len(live):,} events at {args.rate:g}/s"
+                )
+                outputs = _Outputs(bootstrap, labels)
+                outputs.start()
+                n_bad = self._stream(bootstrap, live, args.rate)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and (
+                    len(outputs.decided) < len(live) or len(outputs.dead) < n_bad
+                ):
+                    time.sleep(0.2)
+                totals = _scrape(metrics_port)
+                outputs.stop.set()
+                outputs.join(timeout=5)
+            rc = proc.returncode
+        self._summary(live, outputs, n_bad, totals, metrics_port, rc, time.monotonic() - started)
+        missing = len(live) - len(outputs.decided)
+        return 0 if missing == 0 and len(outputs.dead) == n_bad and rc == 0 else 1
+
+    @staticmethod
+    def _stream(bootstrap: str, live: Any, rate: float) -> int:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        n_bad = 0
+        t0 = time.monotonic()
+        for i, event in enumerate(live.iter_events()):
+            event["timestamp"] = int(time.time() * 1000)  # live: stamped when sent
+            producer.send("events", key=event["event_id"].encode(), value=orjson.dumps(event))
+            if i % 600 == 300:
+                producer.send(
+                    "events", key=f"bad-{n_bad}".encode(), value=_MALFORMED[n_bad % len(_MALFORMED)]
+                )
+                n_bad += 1
+            ahead = (i + 1) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.flush()
+        producer.close()
+        return n_bad
+
+    @staticmethod
+    def _summary(
+        live: Any,
+        outputs: _Outputs,
+        n_bad: int,
+        totals: dict[str, float],
+        port: int,
+        rc: int | None,
+        seconds: float,
+    ) -> None:
+        truth = {
+            e: y
+            for e, y in zip(live["event_id"].tolist(), live[LABEL_COLUMN].tolist(), strict=True)
+        }
+        frauds = {e for e, y in truth.items() if y == 1}
+        alerted = set(outputs.alerted)
+        tp = len(alerted & frauds)
+        precision = tp / len(alerted) if alerted else 0.0
+        recall = tp / len(frauds) if frauds else 0.0
+        _say("[5/5] summary")
+        _say(f"  events streamed      {len(live):,} valid + {n_bad} malformed")
+        _say(f"  decisions received   {len(outputs.decided):,}")
+        _say(
+            f"  alerts               {len(alerted)} ({tp} true frauds, {len(alerted) - tp} false alarms)"
+        )
+        _say(f"  frauds in the stream {len(frauds)}")
+        _say(f"  precision / recall   {precision:.3f} / {recall:.3f}")
+        _say(
+            f"  dead letters         {len(outputs.dead)} ({', '.join(sorted(set(outputs.dead))) or '-'})"
+        )
+        _say(
+            f"  service counters     events_total={totals.get('stream_detector_events_total', 0):g} "
+            f"alerts_total={totals.get('stream_detector_alerts_total', 0):g} "
+            f"events_invalid_total={totals.get('stream_detector_events_invalid_total', 0):g}"
+        )
+        _say(f"  metrics were served  http://127.0.0.1:{port}/metrics")
+        _say(
+            f"  serve exit code      {rc}; demo took {seconds:.1f}s; everything started is stopped"
+        )
+
+
+DEMO = DemoCommand()
