@@ -19,17 +19,12 @@ stream_detector.errors.ConfigError: config: unknown key 'validation.n_split'
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from contextvars import ContextVar
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from stream_detector.config import load_yaml_file, settings_error
+from stream_detector.config import LayeredSettings
 from stream_detector.errors import ConfigError
 
 __all__ = [
@@ -209,22 +204,7 @@ class CompareSettings(_Section):
         return tuple(dict.fromkeys(value))
 
 
-_yaml_data: ContextVar[Mapping[str, Any]] = ContextVar(
-    "_train_yaml_data", default=MappingProxyType({})
-)
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """The YAML file's contents, handed over through a context variable by ``load``."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _yaml_data.get().get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_yaml_data.get())
-
-
-class TrainSettings(BaseSettings):
+class TrainSettings(LayeredSettings):
     """Everything ``train``, ``compare`` and ``evaluate`` need, frozen once read.
 
     Examples
@@ -271,30 +251,3 @@ class TrainSettings(BaseSettings):
             return str(parse_policy(value))
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        overrides: Mapping[str, Any] | None = None,
-    ) -> TrainSettings:
-        """Read the file (if any), then the environment, then ``overrides`` (flags)."""
-        data = load_yaml_file(path) if path is not None else {}
-        token = _yaml_data.set(data)
-        try:
-            return cls(**dict(overrides or {}))
-        except ValidationError as exc:
-            raise settings_error(exc, f"config {path}" if path else "config") from exc
-        finally:
-            _yaml_data.reset(token)

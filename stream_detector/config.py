@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -42,6 +42,7 @@ __all__ = [
     "DriftSettings",
     "FeedbackSettings",
     "KafkaSettings",
+    "LayeredSettings",
     "MetricsSettings",
     "OnlineSettings",
     "PriorSettings",
@@ -312,17 +313,42 @@ def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
 
 
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+class LayeredSettings(BaseSettings):
+    """Settings read once from a YAML file, then the environment, then flags (overrides).
+
+    Subclasses set their own ``model_config`` (environment prefix, ``extra="forbid"``,
+    ``frozen``); :meth:`load` is the one way to build them.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Read the file (if any), then the environment, then ``overrides`` (flags)."""
+        data = load_yaml_file(path) if path is not None else {}
+        token = _yaml_data.set(data)
+        try:
+            return cls(**dict(overrides or {}))
+        except ValidationError as exc:
+            raise settings_error(exc, f"config {path}" if path else "config") from exc
+        finally:
+            _yaml_data.reset(token)
 
 
-class DetectorSettings(BaseSettings):
+class DetectorSettings(LayeredSettings):
     """Everything ``serve`` needs, frozen once read."""
 
     model_config = SettingsConfigDict(
@@ -357,32 +383,3 @@ class DetectorSettings(BaseSettings):
     dedupe: DedupeSettings = DedupeSettings()
     reasons_top: int = Field(default=3, ge=0, le=50)
     log_level: LogLevel = "INFO"
-
-    _source_name: ClassVar[str] = "config"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        overrides: Mapping[str, Any] | None = None,
-    ) -> DetectorSettings:
-        """Read the file (if any), then the environment, then ``overrides`` (flags)."""
-        data = load_yaml_file(path) if path is not None else {}
-        token = _yaml_data.set(data)
-        try:
-            return cls(**_deep_merge({}, overrides or {}))
-        except ValidationError as exc:
-            raise settings_error(exc, f"config {path}" if path else "config") from exc
-        finally:
-            _yaml_data.reset(token)
