@@ -5,7 +5,12 @@ Candidates, in the order they run (the order also breaks ties in PR-AUC):
 1. the classifier with every technique x model of ``compare.techniques`` x ``compare.models``;
 2. the anomaly scorer (IsolationForest; it uses no labels, so no technique applies);
 3. the hybrid: with ``compare.hybrid: best`` one, built on the best classifier found (so the
-   classifiers run whenever the hybrid is asked for); with ``all`` every technique x model.
+   classifiers run whenever the hybrid is asked for); with ``all`` every technique x model;
+4. with ``compare.blend`` (on by default), the **blend**: the mean of the probabilities of the
+   best candidate built on logistic regression and the best built on gradient boosting
+   (classifier or hybrid, by out-of-fold PR-AUC). It needs no fitting here: on the same folds
+   with the same seed, a member refitted gives exactly its candidate's out-of-fold scores, so
+   the blend's out-of-fold scores are the mean of its members'.
 
 Each candidate's out-of-fold scores give its PR-AUC (the ranking), ROC-AUC, and the
 precision, recall and F1 at the threshold the configured policy picks on those scores.
@@ -16,19 +21,23 @@ The winner, which ``train --technique auto`` trains, is chosen among the scorers
 - ``one_se`` (default): the one-standard-error rule (Breiman et al., *Classification and
   Regression Trees*, 1984). A candidate is *close* to the best when its per-fold PR-AUC trails
   the best candidate's by no more than one standard error of their paired per-fold
-  differences; the first close candidate in run order wins. Run order goes from the simplest
-  model and the lightest touch on the data (logistic regression without a technique) to the
-  most complex (the hybrids). On small data, where the folds disagree, a simple candidate that
-  is as good within the noise wins over one that won by luck (choosing by PR-AUC alone among
-  the close ones was measured to do worse on small data sets); on large data the standard
-  errors are tiny and the best candidate wins.
-- ``best``: the highest out-of-fold PR-AUC.
+  differences; the first close candidate in selection order wins. Selection order is the blend
+  first, then run order, which goes from the simplest model and the lightest touch on the data
+  (logistic regression without a technique) to the most complex (the hybrids). So the blend
+  is the default, and a single candidate replaces it only by beating it by more than the
+  noise: on large data the standard errors are tiny and the best candidate wins; on small
+  data, where the folds disagree and a single winner is often a winner by luck, averaging a
+  linear model and a tree ensemble is the robust choice. Measured with
+  ``benchmarks/quality.py`` on held-out data (mean PR-AUC over repeated splits): without the
+  blend this rule trained a single model that trailed the best plain baseline on the two
+  smallest sets (breast cancer 0.9905 vs 1.0000, diabetes 0.4130 vs 0.4403).
+- ``best``: the highest out-of-fold PR-AUC (the blend competes like any candidate).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +46,7 @@ from sklearn.metrics import average_precision_score
 from offline.config import ClassifierModel, ScorerKind, SelectionRule, Technique, TrainSettings
 from offline.data import Dataset
 from offline.evaluation import Metrics, evaluate_scores
-from offline.models import Detector
+from offline.models import BlendDetector, Detector
 from offline.progress import Progress
 from offline.thresholds import ThresholdChoice, choose_threshold
 from offline.validation import Fold, cross_val_scores, make_folds
@@ -55,24 +64,41 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Candidate:
-    """One technique x scorer (x classifier model) to try."""
+    """One technique x scorer (x classifier model) to try, or a blend of such candidates.
 
-    technique: Technique
-    scorer: ScorerKind
-    model: ClassifierModel | None
+    A blend has ``scorer`` ``"blend"`` and its ``members``; its ``technique`` and ``model`` are
+    the members' joined by ``+`` (one technique when they share it).
+    """
+
+    technique: Technique | str
+    scorer: ScorerKind | Literal["blend"]
+    model: ClassifierModel | str | None
+    members: tuple[Candidate, ...] = ()
+
+    @classmethod
+    def blend(cls, members: tuple[Candidate, ...]) -> Candidate:
+        """The blend of ``members`` (classifier or hybrid candidates)."""
+        techniques = tuple(dict.fromkeys(m.technique for m in members))
+        models = "+".join(str(m.model) for m in members)
+        return cls("+".join(techniques), "blend", models, members)
 
     @property
     def name(self) -> str:
         """Short display name, e.g. ``classifier/hgb smote``."""
+        if self.members:
+            return "blend(" + " + ".join(m.name for m in self.members) + ")"
         kind = self.scorer if self.model is None else f"{self.scorer}/{self.model}"
         return f"{kind} {self.technique}"
 
-    def detector(self, settings: TrainSettings) -> Detector:
+    def detector(self, settings: TrainSettings) -> Detector | BlendDetector:
         """A fresh, unfitted detector for this candidate."""
+        if self.members:
+            parts = [m.detector(settings) for m in self.members]
+            return BlendDetector([p for p in parts if isinstance(p, Detector)])
         return Detector(
-            scorer=self.scorer,
-            model=self.model or settings.model,
-            technique=self.technique,
+            scorer=self.scorer,  # type: ignore[arg-type]
+            model=self.model or settings.model,  # type: ignore[arg-type]
+            technique=self.technique,  # type: ignore[arg-type]
             settings=settings,
             random_state=settings.seed,
         )
@@ -142,8 +168,8 @@ class Comparison:
         text = f"{w.candidate.name} (PR-AUC {w.metrics.pr_auc:.4f})"
         if best is not None and best is not w and best.metrics is not None:
             text += (
-                f", the simplest candidate within one standard error of the best, "
-                f"{best.candidate.name} (PR-AUC {best.metrics.pr_auc:.4f})"
+                f", the first candidate in selection order within one standard error of the "
+                f"best, {best.candidate.name} (PR-AUC {best.metrics.pr_auc:.4f})"
             )
         return text
 
@@ -163,25 +189,68 @@ def evaluate_candidate(
         folds,
         on_fold=progress.fold if progress is not None else None,
     )
-    mask = cv.mask
+    return measure(candidate, cv.scores, cv.mask, ds, folds, settings, cv.mean_fit_seconds)
+
+
+def measure(
+    candidate: Candidate,
+    scores: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    ds: Dataset,
+    folds: list[Fold],
+    settings: TrainSettings,
+    fit_seconds: float,
+) -> CandidateResult:
+    """A candidate's metrics, threshold and per-fold PR-AUC from its out-of-fold ``scores``
+    (valid where ``mask``)."""
     amount = ds.amount[mask] if ds.amount is not None else None
-    choice = choose_threshold(settings.threshold_policy, ds.y[mask], cv.scores[mask], amount=amount)
+    choice = choose_threshold(settings.threshold_policy, ds.y[mask], scores[mask], amount=amount)
     metrics = evaluate_scores(
         ds.y[mask],
-        cv.scores[mask],
+        scores[mask],
         choice.threshold,
         k=settings.evaluation.precision_at_k,
         amount=amount,
     )
     per_fold = tuple(
-        float(average_precision_score(ds.y[f.val], cv.scores[f.val]))
+        float(average_precision_score(ds.y[f.val], scores[f.val]))
         if 0 < ds.y[f.val].sum() < f.val.size
         else float("nan")
         for f in folds
     )
-    return CandidateResult(
-        candidate, cv.scores, metrics, choice, cv.mean_fit_seconds, fold_pr_auc=per_fold
-    )
+    return CandidateResult(candidate, scores, metrics, choice, fit_seconds, fold_pr_auc=per_fold)
+
+
+def blend_of_best(
+    results: list[CandidateResult],
+    ds: Dataset,
+    folds: list[Fold],
+    settings: TrainSettings,
+) -> CandidateResult | None:
+    """The blend of the best logistic and the best gradient-boosting candidate (classifier or
+    hybrid, by out-of-fold PR-AUC), measured from their out-of-fold scores; None when either
+    kind is missing."""
+    members: list[CandidateResult] = []
+    arrays: list[npt.NDArray[np.float64]] = []
+    for model in ("logistic", "hgb"):
+        best = _best(
+            [
+                r
+                for r in results
+                if r.candidate.model == model and r.candidate.scorer in ("classifier", "hybrid")
+            ]
+        )
+        if best is None or best.scores is None:
+            return None
+        members.append(best)
+        arrays.append(best.scores)
+    scores = np.mean(arrays, axis=0)
+    mask = np.zeros(ds.n, dtype=bool)
+    for fold in folds:
+        mask[fold.val] = True
+    candidate = Candidate.blend(tuple(m.candidate for m in members))
+    seconds = sum(m.fit_seconds for m in members)
+    return measure(candidate, scores, mask, ds, folds, settings, seconds)
 
 
 def _run(
@@ -217,7 +286,7 @@ def _within_one_se(candidate: CandidateResult, best: CandidateResult) -> bool:
 def select_winner(
     results: list[CandidateResult], rule: SelectionRule = "one_se"
 ) -> CandidateResult | None:
-    """The winner among ``results`` (in run order): see the module docstring."""
+    """The winner among ``results`` (in selection order): see the module docstring."""
     best = _best(results)
     if best is None or rule == "best":
         return best
@@ -259,14 +328,19 @@ def run_compare(
     if "anomaly" in wanted:
         results.append(_run(Candidate("none", "anomaly", None), ds, folds, settings, prog))
     if "hybrid" in wanted:
-        hybrids: list[tuple[Technique, ClassifierModel | None]] = list(combos)
+        hybrids: list[tuple[Technique | str, ClassifierModel | str | None]] = list(combos)
         if cfg.hybrid == "best":
             base = _best([r for r in results if r.candidate.scorer == "classifier"])
             hybrids = [(base.candidate.technique, base.candidate.model)] if base else []
-        for technique, base_model in hybrids:
-            hybrid = Candidate(technique, "hybrid", base_model)
+        for base_technique, base_model in hybrids:
+            hybrid = Candidate(base_technique, "hybrid", base_model)
             results.append(_run(hybrid, ds, folds, settings, prog))
     eligible = [r for r in results if r.candidate.scorer in wanted]
+    if cfg.blend:
+        blend = blend_of_best(eligible, ds, folds, settings)
+        if blend is not None:
+            results.append(blend)
+            eligible = [blend, *eligible]
     winner = select_winner(eligible, cfg.selection)
     if winner is None:
         reasons = "; ".join(sorted({r.error or "" for r in results}))

@@ -191,6 +191,9 @@ class CompareSettings(_Section):
     models: tuple[ClassifierModel, ...] = MODELS
     hybrid: Literal["best", "all"] = "best"
     """``best``: one hybrid, built on the best classifier found; ``all``: every combination."""
+    blend: bool = True
+    """Also try the blend of the best logistic and the best gradient-boosting candidate
+    (first in selection order; see :mod:`offline.compare`)."""
     selection: SelectionRule = "one_se"
     """How the winner is chosen: ``one_se`` (the first candidate in run order within one
     standard error of the best, see :mod:`offline.compare`) or ``best`` (the highest

@@ -10,6 +10,10 @@
   ``[logit(classifier score), anomaly score]`` of the training rows, so that anomalies the
   labels never showed still raise the score.
 
+:class:`BlendDetector` averages the (prior-corrected) probabilities of several of these,
+each with its own model and technique: what ``train --technique auto`` builds from the best
+logistic and the best gradient-boosting candidate (:mod:`offline.compare`).
+
 :meth:`Detector.score` computes the scores with scikit-learn; :meth:`Detector.to_scorer`
 compiles the fitted model into a :mod:`stream_detector.scoring` scorer (plain arrays, no
 scikit-learn at run time) that gives the same scores. Only the compiled scorer is ever saved.
@@ -47,9 +51,10 @@ from stream_detector.scoring import (
     LinearScorer,
     Scorer,
 )
+from stream_detector.scoring.blend import BlendScorer
 from stream_detector.scoring.link import clipped_logit
 
-__all__ = ["Detector", "check_combination"]
+__all__ = ["BlendDetector", "Detector", "check_combination"]
 
 Array = npt.NDArray[np.float64]
 
@@ -189,6 +194,11 @@ class Detector(BaseEstimator):
         steps.append(("model", est))
         return ImbPipeline(steps)
 
+    def check_labels(self, y: npt.NDArray[np.int64], *, where: str) -> None:
+        """DataError when ``y`` has too few rows of a class for this detector's technique."""
+        if self.scorer != "anomaly":
+            check_resampling(self.technique, self.effective_settings().resampling, y, where=where)
+
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> Detector:
         """Fit on training rows ``X`` (float matrix) and labels ``y`` (0/1)."""
         with _limit_threads(self.effective_settings().threads):
@@ -294,3 +304,68 @@ class Detector(BaseEstimator):
             coef=(float(coef[0]), float(coef[1])),
             intercept=float(self.stacker_.intercept_[0]),
         )
+
+
+class BlendDetector(BaseEstimator):
+    """The mean of several probability detectors' scores (classifier or hybrid members).
+
+    Each member keeps its own model, technique and prior correction; the blend's score is
+    the equal-weight mean of their scores, compiled to a
+    :class:`~stream_detector.scoring.BlendScorer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 3))
+    >>> y = (X[:, 0] + 0.5 * rng.normal(size=600) > 1.8).astype(int)
+    >>> parts = [Detector(model="logistic", technique="smote", random_state=0),
+    ...          Detector(model="hgb", technique="class_weight", random_state=0)]
+    >>> blend = BlendDetector(parts).fit(X, y)
+    >>> mean = (parts[0].score(X) + parts[1].score(X)) / 2
+    >>> bool(np.allclose(blend.score(X), mean, rtol=0, atol=1e-15))
+    True
+    >>> float(np.abs(blend.to_scorer().score(X) - blend.score(X)).max()) < 1e-12
+    True
+    """
+
+    scorer = "blend"
+
+    def __init__(self, members: list[Detector]) -> None:
+        self.members = members
+
+    def _check(self) -> None:
+        if len(self.members) < 2:
+            raise ConfigError(f"a blend needs at least 2 members; got {len(self.members)}")
+        anomaly = [m for m in self.members if m.scorer == "anomaly"]
+        if anomaly:
+            raise ConfigError(
+                "blend members must give probabilities (classifier or hybrid); the anomaly "
+                "scorer's score is not one"
+            )
+
+    def check_labels(self, y: npt.NDArray[np.int64], *, where: str) -> None:
+        """DataError when ``y`` has too few rows of a class for a member's technique."""
+        for member in self.members:
+            member.check_labels(y, where=where)
+
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> BlendDetector:
+        """Fit every member on the same rows."""
+        self._check()
+        for member in self.members:
+            member.fit(X, y)
+        self.train_prior_ = self.members[0].train_prior_
+        self.n_features_in_ = self.members[0].n_features_in_
+        return self
+
+    def score(self, X: npt.ArrayLike) -> Array:
+        """The mean of the members' scores."""
+        Xa = np.asarray(X, dtype=np.float64)
+        total = self.members[0].score(Xa)
+        for member in self.members[1:]:
+            total = total + member.score(Xa)
+        return np.asarray(total / len(self.members), dtype=np.float64)
+
+    def to_scorer(self) -> Scorer:
+        """Compile every member and blend them with equal weights."""
+        return BlendScorer([m.to_scorer() for m in self.members])

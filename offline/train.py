@@ -13,7 +13,8 @@ Steps:
    scorer reproduces scikit-learn's scores, and write the bundle with the training medians as
    the reference for explanations.
 
-The manifest records the contract's fields plus: ``model`` (logistic/hgb),
+The manifest records the contract's fields plus: ``model`` (logistic/hgb; a blend joins its
+members' with ``+`` and lists them, each with its prior correction, under ``members``),
 ``class_prior_validation`` (positive rate of the validation rows), ``prior_correction`` (the
 prior the classifier was fitted at and the log-odds offset applied), ``threshold_choice``,
 ``validation`` (split method and folds), ``data`` (rows, positives, dropped or imputed
@@ -33,9 +34,8 @@ import numpy as np
 from offline.compare import Candidate, CandidateResult, Comparison, evaluate_candidate, run_compare
 from offline.config import ScorerKind, TrainSettings
 from offline.data import Dataset, load_dataset
-from offline.models import Detector, check_combination
+from offline.models import BlendDetector, Detector, check_combination
 from offline.progress import Progress
-from offline.resampling import check_resampling
 from offline.thresholds import parse_policy
 from offline.validation import make_folds, split_method
 from stream_detector.bundle import Manifest, write_bundle
@@ -53,7 +53,7 @@ class TrainResult:
     """What ``train`` produced."""
 
     manifest: Manifest
-    detector: Detector
+    detector: Detector | BlendDetector
     result: CandidateResult
     data: Dataset
     comparison: Comparison | None = None
@@ -86,7 +86,7 @@ def _manifest_extra(
     settings: TrainSettings,
     ds: Dataset,
     result: CandidateResult,
-    final: Detector,
+    final: Detector | BlendDetector,
     comparison: Comparison | None,
     mask: np.ndarray,
 ) -> dict[str, Any]:
@@ -116,9 +116,24 @@ def _manifest_extra(
         "data": {"rows": ds.n, "positives": ds.positives, **ds.notes},
         "train_settings": settings.model_dump(mode="json"),
     }
-    if final.scorer != "anomaly":
+    method = "logit_offset = logit(class_prior_train) - logit(fitted_prior)"
+    if isinstance(final, BlendDetector):
+        extra["members"] = [
+            {
+                "scorer": part.scorer,
+                "model": part.model,
+                "technique": part.technique,
+                "prior_correction": {
+                    "method": method,
+                    "fitted_prior": part.fitted_prior_,
+                    "logit_offset": part.logit_offset_,
+                },
+            }
+            for part in final.members
+        ]
+    elif final.scorer != "anomaly":
         extra["prior_correction"] = {
-            "method": "logit_offset = logit(class_prior_train) - logit(fitted_prior)",
+            "method": method,
             "fitted_prior": final.fitted_prior_,
             "logit_offset": final.logit_offset_,
         }
@@ -188,8 +203,7 @@ def train_model(
     if not choice.feasible:
         log.warning("%s", choice.note)
     final = result.candidate.detector(settings)
-    if final.scorer != "anomaly":
-        check_resampling(final.technique, settings.resampling, ds.y, where="the training data")
+    final.check_labels(ds.y, where="the training data")
     final.fit(ds.X, ds.y)
     scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]

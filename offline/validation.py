@@ -25,8 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from offline.config import ValidationSettings
 from offline.data import Dataset
-from offline.models import Detector
-from offline.resampling import check_resampling
+from offline.models import BlendDetector, Detector
 from stream_detector.errors import ConfigError, DataError
 
 __all__ = ["CrossValResult", "Fold", "cross_val_scores", "make_folds", "split_method"]
@@ -118,7 +117,7 @@ class CrossValResult:
 
 
 def cross_val_scores(
-    make_detector: Callable[[], Detector],
+    make_detector: Callable[[], Detector | BlendDetector],
     ds: Dataset,
     folds: list[Fold],
     *,
@@ -133,13 +132,7 @@ def cross_val_scores(
     seconds = []
     for i, fold in enumerate(folds, start=1):
         det = make_detector()
-        if det.scorer != "anomaly":
-            check_resampling(
-                det.technique,
-                det.effective_settings().resampling,
-                ds.y[fold.train],
-                where=f"training fold {i} of {len(folds)}",
-            )
+        det.check_labels(ds.y[fold.train], where=f"training fold {i} of {len(folds)}")
         start = time.perf_counter()
         det.fit(ds.X[fold.train], ds.y[fold.train])
         seconds.append(time.perf_counter() - start)

@@ -9,12 +9,14 @@ arrays) and :func:`scorer_from_payload` rebuilds it at serving time, without sci
 - :class:`IsolationForestScorer`: IsolationForest anomaly score (``kind="isolation_forest"``).
 - :class:`GradientBoostingScorer`: binary HistGradientBoostingClassifier (``kind="gbdt"``).
 - :class:`HybridScorer`: a classifier and an anomaly scorer stacked (``kind="hybrid"``).
+- :class:`BlendScorer`: a weighted mean of classifiers' probabilities (``kind="blend"``).
 - :func:`top_reasons`: the features that pushed each score up.
 """
 
 from __future__ import annotations
 
 from stream_detector.scoring.base import Scorer, ScorerKind, check_rows, scorer_from_payload
+from stream_detector.scoring.blend import BlendScorer
 from stream_detector.scoring.explain import top_reasons
 from stream_detector.scoring.forest import IsolationForestScorer, average_path_length
 from stream_detector.scoring.gbdt import GradientBoostingScorer
@@ -22,6 +24,7 @@ from stream_detector.scoring.hybrid import HybridScorer
 from stream_detector.scoring.linear import LinearScorer
 
 __all__ = [
+    "BlendScorer",
     "GradientBoostingScorer",
     "HybridScorer",
     "IsolationForestScorer",

@@ -26,7 +26,7 @@ from stream_detector.errors import BundleError, DataError
 __all__ = ["Array", "Payload", "Scorer", "ScorerKind", "check_rows", "scorer_from_payload"]
 
 Array = npt.NDArray[np.float64]
-ScorerKind = Literal["linear", "isolation_forest", "gbdt", "hybrid"]
+ScorerKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend"]
 Payload = tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]
 
 _KINDS: dict[str, type[Scorer]] = {}
@@ -86,7 +86,7 @@ class Scorer(abc.ABC):
     Attributes
     ----------
     kind
-        ``"linear"``, ``"isolation_forest"``, ``"gbdt"`` or ``"hybrid"``.
+        ``"linear"``, ``"isolation_forest"``, ``"gbdt"``, ``"hybrid"`` or ``"blend"``.
     n_features
         Number of feature columns the scorer reads.
     allow_nan
@@ -181,7 +181,7 @@ def scorer_from_payload(spec: Mapping[str, Any], arrays: Mapping[str, npt.ArrayL
     >>> scorer_from_payload({"kind": "forest"}, {})
     Traceback (most recent call last):
     ...
-    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['gbdt', 'hybrid', 'isolation_forest', 'linear']
+    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['blend', 'gbdt', 'hybrid', 'isolation_forest', 'linear']
     """
     if not isinstance(spec, Mapping):
         raise BundleError(f"scorer spec must be a JSON object; got {type(spec).__name__}")

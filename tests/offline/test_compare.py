@@ -55,10 +55,11 @@ def test_compare_ranks_every_candidate(ds: Dataset, settings: TrainSettings) -> 
     )
     cmp = run_compare(ds, best_rule, progress=Progress(0, stream=out))
     names = [r.candidate.name for r in cmp.results]
-    # 2 techniques x 2 models, the anomaly scorer, one hybrid on the best classifier.
-    assert len(names) == 6
-    assert len(set(names)) == 6
+    # 2 techniques x 2 models, the anomaly scorer, one hybrid on the best classifier, the blend.
+    assert len(names) == 7
+    assert len(set(names)) == 7
     assert sum(r.candidate.scorer == "hybrid" for r in cmp.results) == 1
+    assert sum(r.candidate.scorer == "blend" for r in cmp.results) == 1
     pr = [r.metrics.pr_auc for r in cmp.results if r.metrics]
     assert pr == sorted(pr, reverse=True)
     assert cmp.winner is cmp.results[0]
@@ -81,8 +82,45 @@ def test_compare_ranks_every_candidate(ds: Dataset, settings: TrainSettings) -> 
             average_precision_score(ds.y[cmp.mask], r.scores[cmp.mask])
         )
     lines = out.getvalue().splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 6  # the blend is not fitted: it averages its members' scores
     assert lines[0].startswith("[1/6] classifier/logistic none  PR-AUC ")
+
+
+def test_blend_averages_the_best_logistic_and_the_best_hgb_candidate(
+    ds: Dataset, settings: TrainSettings
+) -> None:
+    cmp = run_compare(ds, settings)
+    blend = next(r for r in cmp.results if r.candidate.scorer == "blend")
+    ok = [r for r in cmp.results if r.ok and r.candidate.scorer in ("classifier", "hybrid")]
+    expected = []
+    for model in ("logistic", "hgb"):
+        best = max(
+            (r for r in ok if r.candidate.model == model),
+            key=lambda r: (r.metrics.pr_auc, r.metrics.roc_auc),  # type: ignore[union-attr]
+        )
+        expected.append(best.candidate)
+    assert blend.candidate.members == tuple(expected)
+    assert blend.candidate.model == "logistic+hgb"
+    # Its out-of-fold scores are exactly those of the blend refitted on the same folds.
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    refit = evaluate_candidate(blend.candidate, ds, folds, settings)
+    assert refit.scores is not None
+    assert blend.scores is not None
+    np.testing.assert_allclose(blend.scores[cmp.mask], refit.scores[cmp.mask], rtol=0, atol=1e-12)
+    # First in selection order: with one_se it wins unless beaten by more than the noise.
+    assert cmp.winner is select_winner([blend, *[r for r in cmp.results if r is not blend]])
+    off = settings.model_copy(
+        update={"compare": settings.compare.model_copy(update={"blend": False})}
+    )
+    assert not any(r.candidate.scorer == "blend" for r in run_compare(ds, off).results)
+
+
+def test_a_blend_needs_both_kinds_of_member(ds: Dataset, settings: TrainSettings) -> None:
+    only_logistic = settings.model_copy(
+        update={"compare": settings.compare.model_copy(update={"models": ("logistic",)})}
+    )
+    cmp = run_compare(ds, only_logistic)
+    assert not any(r.candidate.scorer == "blend" for r in cmp.results)
 
 
 def test_same_folds_and_seed_give_the_same_ranking(ds: Dataset, settings: TrainSettings) -> None:

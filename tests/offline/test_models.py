@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from offline.config import MODELS, TECHNIQUES, TrainSettings
-from offline.models import Detector
+from offline.models import BlendDetector, Detector
 from stream_detector.bundle import load_bundle, write_bundle
 from stream_detector.errors import ConfigError
 
@@ -200,3 +200,55 @@ def test_detector_clones_like_an_sklearn_estimator() -> None:
 def test_make_frame_fixture_is_imbalanced(make_data: Callable[..., pd.DataFrame]) -> None:
     frame = make_data(2000, rate=0.05, seed=4)
     assert 0.03 < frame["is_fraud"].mean() < 0.07
+
+
+def test_blend_contract(
+    split: tuple[np.ndarray, ...], settings: TrainSettings, tmp_path: Path
+) -> None:
+    X, y, X_test, y_test = split
+
+    def fitted() -> BlendDetector:
+        members = [
+            Detector(model="logistic", technique="smote", settings=settings, random_state=7),
+            Detector(
+                scorer="hybrid",
+                model="hgb",
+                technique="class_weight",
+                settings=settings,
+                random_state=7,
+            ),
+        ]
+        return BlendDetector(members).fit(X, y)
+
+    det = fitted()
+    scores = det.score(X_test)
+    np.testing.assert_allclose(
+        scores, np.mean([m.score(X_test) for m in det.members], axis=0), rtol=0, atol=1e-15
+    )
+    assert roc_auc_score(y_test, scores) > 0.8
+    np.testing.assert_array_equal(fitted().score(X_test), scores)
+    compiled = det.to_scorer()
+    np.testing.assert_allclose(compiled.score(X_test), scores, rtol=0, atol=1e-9)
+    write_bundle(
+        tmp_path / "model",
+        scorer=compiled,
+        features=FEATURES,
+        label="is_fraud",
+        technique="smote+class_weight",
+        scorer_name="blend",
+        threshold=0.5,
+        threshold_policy="fixed:0.5",
+        class_prior_train=float(y.mean()),
+        metrics={"pr_auc": 0.5},
+        reference=np.median(X, axis=0),
+    )
+    bundle = load_bundle(tmp_path / "model")
+    np.testing.assert_array_equal(bundle.score(X_test), compiled.score(X_test))
+
+
+def test_blend_refuses_anomaly_members(split: tuple[np.ndarray, ...]) -> None:
+    X, y, _, _ = split
+    with pytest.raises(ConfigError, match="blend members must give probabilities"):
+        BlendDetector([Detector(), Detector(scorer="anomaly")]).fit(X, y)
+    with pytest.raises(ConfigError, match="a blend needs at least 2 members; got 1"):
+        BlendDetector([Detector()]).fit(X, y)

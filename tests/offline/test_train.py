@@ -179,3 +179,28 @@ def test_non_empty_output_directory_is_refused_before_training(
     (out / "keep.txt").write_text("x")
     with pytest.raises(BundleError, match="exists and is not empty"):
         train_model(tmp_path / "missing.csv", "is_fraud", out, make_settings())
+
+
+def test_a_blend_winner_is_bundled_with_its_members(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(
+        technique="auto",
+        compare={"techniques": ["none", "smote"], "models": ["logistic", "hgb"]},
+    )
+    ds = load_dataset(data_csv, "is_fraud")
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    # On this seeded data no single candidate beats the blend by more than one standard error.
+    assert result.candidate.scorer == "blend"
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["scorer"] == "blend"
+    assert manifest["model"] == "logistic+hgb"
+    members = manifest["members"]
+    assert [m["model"] for m in members] == ["logistic", "hgb"]
+    assert "+".join(dict.fromkeys(m["technique"] for m in members)) == manifest["technique"]
+    for member in members:
+        assert set(member["prior_correction"]) == {"method", "fitted_prior", "logit_offset"}
+    assert manifest["selection"]["verdict"].startswith("blend(")
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.scorer.kind == "blend"
+    np.testing.assert_allclose(bundle.score(ds.X), result.detector.score(ds.X), atol=1e-9)
