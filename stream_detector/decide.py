@@ -56,9 +56,14 @@ class BatchOutcome:
     """What one batch produced; ``decisions`` are in input order."""
 
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    """One per valid event (empty when the caller asked for none)."""
+    event_ids: list[str] = field(default_factory=list)
+    """Each valid event's id (its ``event_id``, or ``topic-partition-offset``)."""
+    flagged: list[bool] = field(default_factory=list)
+    """Whether each valid event was flagged."""
     alerts: list[dict[str, Any]] = field(default_factory=list)
     alert_positions: list[int] = field(default_factory=list)
-    """For each alert, the index of its decision in ``decisions``."""
+    """For each alert, the index of its event among the valid events (``event_ids``)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     features: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
@@ -115,8 +120,19 @@ class Decider:
         self.reasons_top = reasons_top
         self.parser = EventParser(bundle.features, max_bytes=max_bytes)
 
-    def decide(self, messages: Sequence[Message], *, now: float | None = None) -> BatchOutcome:
-        """Decide a batch; ``now`` (epoch seconds) is the decision time for event lag."""
+    def decide(
+        self,
+        messages: Sequence[Message],
+        *,
+        now: float | None = None,
+        decisions: bool = True,
+    ) -> BatchOutcome:
+        """Decide a batch; ``now`` (epoch seconds) is the decision time for event lag.
+
+        With ``decisions=False`` the per-event decision objects are not built (``serve`` with
+        the decisions topic off): ``event_ids``, ``scores`` and ``flagged`` still hold every
+        valid event, and the alerts are complete.
+        """
         outcome = BatchOutcome()
         batch = self.parser.parse_many([m.value for m in messages])
         outcome.dead_letters = [DeadLetter(messages[i], err) for i, err in batch.errors]
@@ -128,17 +144,23 @@ class Decider:
         flagged = scores >= threshold
         model_version = self.bundle.model_version
         sources = [messages[i].source for i in batch.positions]
-        decisions = outcome.decisions = [
-            {
-                "event_id": event_id
-                if event_id is not None
-                else f"{source.topic}-{source.partition}-{source.offset}",
-                "entity_id": entity_id,
-                "timestamp": timestamp_ms,
-                "score": score,
+        event_ids = outcome.event_ids = [
+            event_id if event_id is not None else f"{s.topic}-{s.partition}-{s.offset}"
+            for event_id, s in zip(batch.event_ids, sources, strict=True)
+        ]
+        outcome.flagged = flagged.tolist()
+        score_list = scores.tolist()
+
+        def decision(i: int) -> dict[str, Any]:
+            source = sources[i]
+            return {
+                "event_id": event_ids[i],
+                "entity_id": batch.entity_ids[i],
+                "timestamp": batch.timestamps_ms[i],
+                "score": score_list[i],
                 "threshold": threshold,
                 "threshold_mode": threshold_mode,
-                "flagged": flag,
+                "flagged": outcome.flagged[i],
                 "model_version": model_version,
                 "source": {
                     "topic": source.topic,
@@ -146,21 +168,40 @@ class Decider:
                     "offset": source.offset,
                 },
             }
-            for event_id, entity_id, timestamp_ms, source, score, flag in zip(
-                batch.event_ids,
-                batch.entity_ids,
-                batch.timestamps_ms,
-                sources,
-                scores.tolist(),
-                flagged.tolist(),
-                strict=True,
-            )
-        ]
+
+        if decisions:
+            outcome.decisions = [
+                {
+                    "event_id": event_id,
+                    "entity_id": entity_id,
+                    "timestamp": timestamp_ms,
+                    "score": score,
+                    "threshold": threshold,
+                    "threshold_mode": threshold_mode,
+                    "flagged": flag,
+                    "model_version": model_version,
+                    "source": {
+                        "topic": source.topic,
+                        "partition": source.partition,
+                        "offset": source.offset,
+                    },
+                }
+                for event_id, entity_id, timestamp_ms, source, score, flag in zip(
+                    event_ids,
+                    batch.entity_ids,
+                    batch.timestamps_ms,
+                    sources,
+                    score_list,
+                    outcome.flagged,
+                    strict=True,
+                )
+            ]
         idx = np.flatnonzero(flagged)
         if idx.size:
             reasons = self.bundle.reasons(X[idx], top=self.reasons_top)
             for i, why in zip(idx.tolist(), reasons, strict=True):
-                outcome.alerts.append({**decisions[i], "reasons": why})
+                made = outcome.decisions[i] if decisions else decision(i)
+                outcome.alerts.append({**made, "reasons": why})
             outcome.alert_positions = idx.tolist()
         outcome.scores = scores
         outcome.features = X

@@ -214,7 +214,7 @@ class Detector:
             ]
             messages, labels = self._split_labels(messages)
             self.decider.threshold, self.decider.threshold_mode = self.online.threshold_for_batch()
-            outcome = self.decider.decide(messages)
+            outcome = self.decider.decide(messages, decisions=self.settings.decisions_enabled)
             self._phase("decided")
             offsets = {
                 tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in records.items()

@@ -16,7 +16,7 @@ Windows over the relevant labels, rather than over all labels, keep both estimat
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from river import stats, utils
@@ -47,7 +47,7 @@ class Feedback:
     Examples
     --------
     >>> fb = Feedback(memory_size=3, window_size=100)
-    >>> fb.remember([{"event_id": f"tx-{i}", "flagged": i % 2 == 0} for i in range(4)])
+    >>> fb.remember([f"tx-{i}" for i in range(4)], [i % 2 == 0 for i in range(4)])
     >>> [fb.join("tx-0", 1), fb.join("tx-1", 1), fb.join("tx-2", 0), fb.join("tx-1", 1)]
     [False, True, True, False]
     >>> fb.precision(), fb.recall(), fb.n_unmatched_
@@ -72,15 +72,14 @@ class Feedback:
     def __len__(self) -> int:
         return len(self._memory)
 
-    def remember(self, decisions: Iterable[Mapping[str, Any]]) -> None:
-        """Remember decisions (``event_id`` and ``flagged``), forgetting the oldest beyond the
+    def remember(self, event_ids: Iterable[str], flagged: Iterable[bool]) -> None:
+        """Remember each event's decision (flagged or not), forgetting the oldest beyond the
         memory size. A decision repeated for the same event replaces the earlier one."""
         memory = self._memory
-        for d in decisions:
-            event_id = d["event_id"]
+        for event_id, flag in zip(event_ids, flagged, strict=True):
             if event_id in memory:
                 memory.move_to_end(event_id)
-            memory[event_id] = bool(d["flagged"])
+            memory[event_id] = bool(flag)
         while len(memory) > self.memory_size:
             memory.popitem(last=False)
 

@@ -163,8 +163,8 @@ class OnlineMonitor:
     def observe(self, outcome: BatchOutcome, labels: LabelBatch | None = None) -> None:
         """Learn from a batch that was published and committed."""
         m = self.metrics
-        if outcome.decisions:
-            self.feedback.remember(outcome.decisions)
+        if outcome.event_ids:
+            self.feedback.remember(outcome.event_ids, outcome.flagged)
             scores = outcome.scores.tolist()
             self.thresholds.observe(scores)
             if self.learner is not None:

@@ -59,6 +59,23 @@ def test_decisions_follow_the_model_and_threshold(bundle_dir: Path) -> None:
     )
 
 
+def test_without_decisions_the_alerts_and_columns_are_the_same(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(300, seed=5)
+    batch = messages(X[:150]) + messages(X[150:], with_ids=False)
+    full = Decider(bundle).decide(batch, now=1.7e9)
+    lean = Decider(bundle).decide(batch, now=1.7e9, decisions=False)
+    assert lean.decisions == []
+    assert len(full.alerts) > 0
+    assert lean.alerts == full.alerts
+    assert lean.alert_positions == full.alert_positions
+    assert lean.event_ids == full.event_ids == [d["event_id"] for d in full.decisions]
+    assert lean.flagged == full.flagged == [d["flagged"] for d in full.decisions]
+    assert full.event_ids[150] == "events-1-100"
+    np.testing.assert_array_equal(lean.scores, full.scores)
+    assert lean.lags_seconds == full.lags_seconds
+
+
 def test_alerts_carry_reasons_that_explain_the_score(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     X, _ = training_data(300, seed=5)

@@ -9,8 +9,8 @@ from stream_detector.errors import ConfigError
 from stream_detector.online import Feedback
 
 
-def decisions(flags: np.ndarray, prefix: str = "tx") -> list[dict]:
-    return [{"event_id": f"{prefix}-{i}", "flagged": bool(f)} for i, f in enumerate(flags)]
+def decisions(flags: np.ndarray, prefix: str = "tx") -> tuple[list[str], list[bool]]:
+    return [f"{prefix}-{i}" for i in range(len(flags))], [bool(f) for f in flags]
 
 
 def test_precision_and_recall_equal_numpy_over_their_windows() -> None:
@@ -19,7 +19,7 @@ def test_precision_and_recall_equal_numpy_over_their_windows() -> None:
     y = (rng.uniform(size=n) < 0.03).astype(int)
     flagged = np.where(y == 1, rng.uniform(size=n) < 0.7, rng.uniform(size=n) < 0.02)
     fb = Feedback(memory_size=n, window_size=200)
-    fb.remember(decisions(flagged))
+    fb.remember(*decisions(flagged))
     order = rng.permutation(n)  # labels arrive in any order
     for i in order:
         assert fb.join(f"tx-{i}", int(y[i]))
@@ -35,7 +35,7 @@ def test_memory_is_bounded_and_unknown_ids_are_counted() -> None:
     fb = Feedback(memory_size=100, window_size=10)
     assert fb.precision() is None
     assert fb.recall() is None
-    fb.remember(decisions(np.zeros(250)))
+    fb.remember(*decisions(np.zeros(250)))
     assert len(fb) == 100
     assert not fb.join("tx-149", 0)  # forgotten: only tx-150 .. tx-249 are kept
     assert fb.join("tx-150", 0)
@@ -49,8 +49,8 @@ def test_memory_is_bounded_and_unknown_ids_are_counted() -> None:
 
 def test_a_repeated_decision_is_remembered_once_and_refreshed() -> None:
     fb = Feedback(memory_size=2, window_size=10)
-    fb.remember([{"event_id": "a", "flagged": False}, {"event_id": "b", "flagged": False}])
-    fb.remember([{"event_id": "a", "flagged": True}, {"event_id": "c", "flagged": False}])
+    fb.remember(["a", "b"], [False, False])
+    fb.remember(["a", "c"], [True, False])
     assert len(fb) == 2
     assert not fb.join("b", 0)
     assert fb.join("a", 1)
