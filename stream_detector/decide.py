@@ -170,32 +170,7 @@ class Decider:
             }
 
         if decisions:
-            outcome.decisions = [
-                {
-                    "event_id": event_id,
-                    "entity_id": entity_id,
-                    "timestamp": timestamp_ms,
-                    "score": score,
-                    "threshold": threshold,
-                    "threshold_mode": threshold_mode,
-                    "flagged": flag,
-                    "model_version": model_version,
-                    "source": {
-                        "topic": source.topic,
-                        "partition": source.partition,
-                        "offset": source.offset,
-                    },
-                }
-                for event_id, entity_id, timestamp_ms, source, score, flag in zip(
-                    event_ids,
-                    batch.entity_ids,
-                    batch.timestamps_ms,
-                    sources,
-                    score_list,
-                    outcome.flagged,
-                    strict=True,
-                )
-            ]
+            outcome.decisions = [decision(i) for i in range(len(event_ids))]
         idx = np.flatnonzero(flagged)
         if idx.size:
             reasons = self.bundle.reasons(X[idx], top=self.reasons_top)

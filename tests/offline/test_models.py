@@ -57,6 +57,36 @@ def settings(make_settings: Callable[..., TrainSettings]) -> TrainSettings:
     return make_settings()
 
 
+def compiles_and_round_trips(
+    det: Detector | BlendDetector,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_test: np.ndarray,
+    technique: str,
+    scorer: str,
+    tmp_path: Path,
+) -> None:
+    """The compiled scorer reproduces scikit-learn's scores and round-trips through the
+    bundle with identical scores."""
+    compiled = det.to_scorer()
+    np.testing.assert_allclose(compiled.score(X_test), det.score(X_test), rtol=0, atol=1e-9)
+    write_bundle(
+        tmp_path / "model",
+        scorer=compiled,
+        features=FEATURES,
+        label="is_fraud",
+        technique=technique,
+        scorer_name=scorer,
+        threshold=0.5,
+        threshold_policy="fixed:0.5",
+        class_prior_train=float(y.mean()),
+        metrics={"pr_auc": 0.5},
+        reference=np.median(X, axis=0),
+    )
+    bundle = load_bundle(tmp_path / "model")
+    np.testing.assert_array_equal(bundle.score(X_test), compiled.score(X_test))
+
+
 @pytest.mark.parametrize(("scorer", "model", "technique"), COMBINATIONS)
 def test_contract(
     scorer: Any,
@@ -81,25 +111,7 @@ def test_contract(
     assert roc_auc_score(y_test, scores) > 0.8
     # Deterministic with a seed.
     np.testing.assert_array_equal(fitted().score(X_test), scores)
-    # The compiled scorer reproduces scikit-learn's scores.
-    compiled = det.to_scorer()
-    np.testing.assert_allclose(compiled.score(X_test), scores, rtol=0, atol=1e-9)
-    # ... and round-trips through the bundle with identical scores.
-    write_bundle(
-        tmp_path / "model",
-        scorer=compiled,
-        features=FEATURES,
-        label="is_fraud",
-        technique=technique,
-        scorer_name=scorer,
-        threshold=0.5,
-        threshold_policy="fixed:0.5",
-        class_prior_train=float(y.mean()),
-        metrics={"pr_auc": 0.5},
-        reference=np.median(X, axis=0),
-    )
-    bundle = load_bundle(tmp_path / "model")
-    np.testing.assert_array_equal(bundle.score(X_test), compiled.score(X_test))
+    compiles_and_round_trips(det, X, y, X_test, technique, scorer, tmp_path)
 
 
 @pytest.mark.parametrize("technique", [t for t in TECHNIQUES if t != "none"])
@@ -227,23 +239,7 @@ def test_blend_contract(
     )
     assert roc_auc_score(y_test, scores) > 0.8
     np.testing.assert_array_equal(fitted().score(X_test), scores)
-    compiled = det.to_scorer()
-    np.testing.assert_allclose(compiled.score(X_test), scores, rtol=0, atol=1e-9)
-    write_bundle(
-        tmp_path / "model",
-        scorer=compiled,
-        features=FEATURES,
-        label="is_fraud",
-        technique="smote+class_weight",
-        scorer_name="blend",
-        threshold=0.5,
-        threshold_policy="fixed:0.5",
-        class_prior_train=float(y.mean()),
-        metrics={"pr_auc": 0.5},
-        reference=np.median(X, axis=0),
-    )
-    bundle = load_bundle(tmp_path / "model")
-    np.testing.assert_array_equal(bundle.score(X_test), compiled.score(X_test))
+    compiles_and_round_trips(det, X, y, X_test, "smote+class_weight", "blend", tmp_path)
 
 
 def test_blend_refuses_anomaly_members(split: tuple[np.ndarray, ...]) -> None:

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from stream_detector.errors import BundleError
 from stream_detector.scoring import Scorer, scorer_from_payload
 
 SHUTTLE_FEATURES = [f"f{i}" for i in range(1, 10)]
@@ -32,6 +33,18 @@ def payload_through_files(
     with np.load(buffer, allow_pickle=False) as npz:
         loaded = {name: npz[name] for name in npz.files}
     return json.loads(text), loaded
+
+
+def refusal(
+    payload: tuple[dict[str, Any], dict[str, np.ndarray]],
+    edit: Callable[[dict[str, Any], dict[str, Any]], Any],
+) -> str:
+    """The BundleError message for ``payload`` after ``edit(spec, arrays)`` changed it."""
+    spec, arrays = payload
+    edit(spec, arrays)
+    with pytest.raises(BundleError) as info:
+        scorer_from_payload(spec, arrays)
+    return str(info.value)
 
 
 @pytest.fixture(autouse=True, scope="module")
