@@ -199,18 +199,19 @@ class CompareCommand(Command):
         settings = TrainSettings.load(args.config, _overrides(args))
         ds = load_dataset(args.data, args.label, settings.data)
         cmp = run_compare(ds, settings, progress=_progress(args))
+        w = max([32, *(len(r.candidate.name) for r in cmp.results)])
         header = (
-            f"{'rank':>4}  {'candidate':<32} {'PR-AUC':>7} {'ROC-AUC':>7} "
+            f"{'rank':>4}  {'candidate':<{w}} {'PR-AUC':>7} {'ROC-AUC':>7} "
             f"{'prec':>6} {'recall':>6} {'F1':>6} {'s/fit':>7}"
         )
         print(header)
         for i, r in enumerate(cmp.results, start=1):
             m = r.metrics
             if m is None:
-                print(f"{i:>4}  {r.candidate.name:<32} skipped: {r.error}")
+                print(f"{i:>4}  {r.candidate.name:<{w}} skipped: {r.error}")
                 continue
             print(
-                f"{i:>4}  {r.candidate.name:<32} {m.pr_auc:>7.4f} {m.roc_auc:>7.4f} "
+                f"{i:>4}  {r.candidate.name:<{w}} {m.pr_auc:>7.4f} {m.roc_auc:>7.4f} "
                 f"{m.precision:>6.3f} {m.recall:>6.3f} {m.f1:>6.3f} {r.fit_seconds:>7.2f}"
             )
         print(f"winner: {cmp.verdict()}")
