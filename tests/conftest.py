@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -183,3 +185,16 @@ def shuttle_frame() -> pd.DataFrame:
     assert int(frame["anomaly"].sum()) == SHUTTLE_POSITIVES
     assert set(frame["anomaly"].unique()) == {0, 1}
     return frame
+
+
+@pytest.fixture
+def python_output() -> Callable[[str], str]:
+    """Run ``python -c CODE`` in a fresh interpreter; return what it printed."""
+
+    def run(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        return done.stdout
+
+    return run

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -22,13 +21,12 @@ def test_unknown_name() -> None:
         _ = offline.nope  # type: ignore[attr-defined]
 
 
-def test_loading_the_commands_does_not_import_the_heavy_libraries() -> None:
+def test_loading_the_commands_does_not_import_the_heavy_libraries(
+    python_output: Callable[[str], str],
+) -> None:
     code = (
         "import sys, offline.cli\n"
         "heavy = [m for m in ('sklearn', 'imblearn', 'matplotlib') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == ""
+    assert python_output(code).strip() == ""

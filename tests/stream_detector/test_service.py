@@ -388,14 +388,13 @@ def test_serve_refuses_a_tampered_bundle(bundle_dir: Path, tmp_path: Path) -> No
     ]
 
 
-def test_tune_gc_freezes_start_up_objects_and_raises_the_thresholds() -> None:
+def test_tune_gc_freezes_start_up_objects_and_raises_the_thresholds(
+    python_output: Callable[[str], str],
+) -> None:
     # In a child: freezing this test process would keep its garbage for the whole session.
     code = (
         "import gc; from stream_detector.service import GC_THRESHOLDS, tune_gc; "
         "before = gc.get_freeze_count(); tune_gc(); "
         "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold() == GC_THRESHOLDS)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.split() == ["0", "True", "True"]
+    assert python_output(code).split() == ["0", "True", "True"]
