@@ -49,7 +49,7 @@ from offline.evaluation import Metrics, evaluate_scores
 from offline.models import BlendDetector, Detector
 from offline.progress import Progress
 from offline.thresholds import ThresholdChoice, choose_threshold
-from offline.validation import Fold, cross_val_scores, make_folds
+from offline.validation import Fold, cross_val_scores, make_folds, validated_rows
 from stream_detector.errors import DataError
 
 __all__ = [
@@ -245,9 +245,7 @@ def blend_of_best(
         members.append(best)
         arrays.append(best.scores)
     scores = np.mean(arrays, axis=0)
-    mask = np.zeros(ds.n, dtype=bool)
-    for fold in folds:
-        mask[fold.val] = True
+    mask = validated_rows(ds.n, folds)
     candidate = Candidate.blend(tuple(m.candidate for m in members))
     seconds = sum(m.fit_seconds for m in members)
     return measure(candidate, scores, mask, ds, folds, settings, seconds)
@@ -349,7 +347,5 @@ def run_compare(
         results,
         key=lambda r: -r.metrics.pr_auc if r.metrics is not None else np.inf,
     )
-    mask = np.zeros(ds.n, dtype=bool)
-    for fold in folds:
-        mask[fold.val] = True
+    mask = validated_rows(ds.n, folds)
     return Comparison(ranked, winner, folds, mask, ds, best=_best(eligible))

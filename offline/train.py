@@ -37,7 +37,7 @@ from offline.data import Dataset, load_dataset
 from offline.models import BlendDetector, Detector, check_combination
 from offline.progress import Progress
 from offline.thresholds import parse_policy
-from offline.validation import make_folds, split_method
+from offline.validation import make_folds, split_method, validated_rows
 from stream_detector.bundle import Manifest, write_bundle
 from stream_detector.errors import BundleError, DataError
 
@@ -194,9 +194,7 @@ def train_model(
         result = evaluate_candidate(candidate, ds, folds, settings, progress=progress)
         if progress is not None and result.metrics is not None:
             progress.done(f"PR-AUC {result.metrics.pr_auc:.4f}")
-        mask = np.zeros(ds.n, dtype=bool)
-        for fold in folds:
-            mask[fold.val] = True
+        mask = validated_rows(ds.n, folds)
     choice, metrics = result.choice, result.metrics
     assert choice is not None
     assert metrics is not None

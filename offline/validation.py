@@ -28,7 +28,14 @@ from offline.data import Dataset
 from offline.models import BlendDetector, Detector
 from stream_detector.errors import ConfigError, DataError
 
-__all__ = ["CrossValResult", "Fold", "cross_val_scores", "make_folds", "split_method"]
+__all__ = [
+    "CrossValResult",
+    "Fold",
+    "cross_val_scores",
+    "make_folds",
+    "split_method",
+    "validated_rows",
+]
 
 _DAY_MS = 86_400_000
 
@@ -102,6 +109,18 @@ def make_folds(
     return folds
 
 
+def validated_rows(n: int, folds: list[Fold]) -> npt.NDArray[np.bool_]:
+    """Which of ``n`` rows some fold validates (time-ordered folds leave the earliest out).
+
+    >>> validated_rows(5, [Fold(np.array([0, 1]), np.array([2])), Fold(np.array([0]), np.array([4]))])
+    array([False, False,  True, False,  True])
+    """
+    mask = np.zeros(n, dtype=bool)
+    for fold in folds:
+        mask[fold.val] = True
+    return mask
+
+
 @dataclass(frozen=True)
 class CrossValResult:
     """Out-of-fold scores (NaN where a row was never validated) and fit times."""
@@ -128,7 +147,6 @@ def cross_val_scores(
     ``on_fold(done, total)`` is called after each fold (progress display).
     """
     scores = np.full(ds.n, np.nan)
-    mask = np.zeros(ds.n, dtype=bool)
     seconds = []
     for i, fold in enumerate(folds, start=1):
         det = make_detector()
@@ -137,9 +155,9 @@ def cross_val_scores(
         det.fit(ds.X[fold.train], ds.y[fold.train])
         seconds.append(time.perf_counter() - start)
         scores[fold.val] = det.score(ds.X[fold.val])
-        mask[fold.val] = True
         if on_fold is not None:
             on_fold(i, len(folds))
+    mask = validated_rows(ds.n, folds)
     y_val = ds.y[mask]
     if y_val.sum() == 0 or y_val.sum() == y_val.size:
         raise DataError(
