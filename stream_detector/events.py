@@ -49,6 +49,7 @@ __all__ = [
     "EventParser",
     "InvalidReason",
     "LabelMessage",
+    "check_size",
     "parse_timestamp",
 ]
 
@@ -155,6 +156,22 @@ _FEATURE_ERRORS = {
 }
 
 
+def check_size(value: bytes | None, max_bytes: int, what: str) -> bytes:
+    """``value`` if it is neither empty nor over ``max_bytes``; else EventError (``empty``,
+    ``too_large``) naming ``what`` the value is.
+
+    >>> check_size(b"", 10, "label message")
+    Traceback (most recent call last):
+    ...
+    stream_detector.errors.EventError: label message value is empty
+    """
+    if not value:
+        raise EventError("empty", f"{what} value is empty")
+    if len(value) > max_bytes:
+        raise EventError("too_large", f"{what} is {len(value)} bytes; the limit is {max_bytes}")
+    return value
+
+
 class EventParser:
     """Validates event bytes against the bundle's features.
 
@@ -180,12 +197,7 @@ class EventParser:
 
     def parse(self, value: bytes | None) -> Event:
         """Validate one message value; raise EventError with a reason when it is invalid."""
-        if not value:
-            raise EventError("empty", "message value is empty")
-        if len(value) > self.max_bytes:
-            raise EventError(
-                "too_large", f"message is {len(value)} bytes; the limit is {self.max_bytes}"
-            )
+        value = check_size(value, self.max_bytes, "message")
         try:
             model = self._model.model_validate_json(value)
         except ValidationError as exc:

@@ -27,7 +27,12 @@ from typing import Literal
 from pydantic import ValidationError
 
 from stream_detector.errors import EventError
-from stream_detector.events import DEFAULT_MAX_EVENT_BYTES, LabelMessage, parse_timestamp
+from stream_detector.events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    LabelMessage,
+    check_size,
+    parse_timestamp,
+)
 
 __all__ = ["LabelParser", "LabelReason"]
 
@@ -62,12 +67,7 @@ class LabelParser:
 
     def parse(self, value: bytes | None) -> LabelMessage:
         """Validate one message value; raise EventError with a :data:`LabelReason` if invalid."""
-        if not value:
-            raise EventError("empty", "label message value is empty")
-        if len(value) > self.max_bytes:
-            raise EventError(
-                "too_large", f"label message is {len(value)} bytes; the limit is {self.max_bytes}"
-            )
+        value = check_size(value, self.max_bytes, "label message")
         try:
             label = LabelMessage.model_validate_json(value)
         except ValidationError as exc:
