@@ -395,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     say(
         f"kills survived: {kills}; events checked: {events:,}; bad inputs tried: {bad:,}; "
         f"lost: {sum(r.report.n_lost for r in results)}; "
-        f"duplicated alerts: {sum(len(r.report.duplicated_alerts) for r in results)}"
+        f"duplicated alerts: {sum(len(r.report.duplicated_alerts) for r in results)}; "
+        "alerts resent after a broker loss: "
+        f"{sum(len(r.report.alerts_resent_after_broker_loss) for r in results)}"
     )
     for p in problems:
         say(f"PROBLEM: {p}")

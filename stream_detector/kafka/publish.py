@@ -66,6 +66,8 @@ _FLUSH_TIMEOUT_S = 5.0
 _FLUSH_SLICE_S = 0.25
 """How long one attempt waits for acknowledgements before the outage clock hears of it
 (records not yet acknowledged stay in flight, they are not sent twice)."""
+_FORCE_CLOSE_JOIN_S = 5.0
+"""How long a producer stopped with records unacknowledged gets to fail them."""
 
 
 @dataclass(slots=True)
@@ -194,13 +196,15 @@ class Publisher:
         return self._producer
 
     def close(self, timeout: float = 10.0) -> None:
-        """Close the producer, waiting up to ``timeout`` seconds for records in flight."""
+        """Close the producer, waiting up to ``timeout`` seconds for records in flight.
+
+        When the wait runs out, the producer is stopped anyway: records still unacknowledged
+        then fail, and none of them can reach the broker later (the caller may send them
+        again with a new producer; an old one still at work would deliver them twice).
+        """
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except KafkaError as exc:
-                log.warning("producer close failed error=%s", exc)
+            _close(producer, timeout)
 
     def prepare(self, record: OutRecord) -> OutRecord:
         """A dead letter cut to ``dead_letter_max_bytes``; other records unchanged."""
@@ -240,6 +244,19 @@ class Publisher:
                     self.clock.failed("publishing", "no connection to any broker")
                 if time.monotonic() >= deadline:
                     return exc
+
+    def _unacknowledged(self, sent: Sequence[tuple[OutRecord, Any]]) -> list[OutRecord]:
+        """The records of a closed producer to send again: all but the acknowledged ones."""
+        again = []
+        for record, future in sent:
+            if future.succeeded():
+                continue
+            failure = future.exception if future.is_done else None
+            if failure is not None and is_too_large(failure):
+                again.append(self.refused_as_too_large(record, failure))
+            else:
+                again.append(record)
+        return again
 
     def publish(self, records: Sequence[OutRecord]) -> bool:
         """Send ``records``; True once all are acknowledged, False if a stop cut retries short.
@@ -294,12 +311,13 @@ class Publisher:
                 continue
             self.clock.failed("publishing", error)
             if fatal:
-                # e.g. UnknownProducerId after the cluster was replaced: a new producer
-                # (and, for records the old one still holds, a resend) is the way out.
+                # e.g. UnknownProducerId after the cluster was replaced: a new producer is the
+                # way out. The old one first finishes what it has in flight and is stopped;
+                # only records it did not get acknowledged are sent again.
                 log.warning("producer in a fatal state; creating a new one error=%s", error)
-                retry += [record for record, _ in waiting]
+                self.close(timeout=_FLUSH_TIMEOUT_S)
+                retry += self._unacknowledged(waiting)
                 waiting = []
-                self.close(timeout=0)
             self.on_retry(len(retry))
             if not self.clock.pause():
                 log.warning(
@@ -309,6 +327,28 @@ class Publisher:
                 )
                 return False
             pending, inflight = retry, waiting
+
+
+def _close(producer: KafkaProducer, timeout: float) -> None:
+    """Close ``producer``; after ``timeout`` seconds, stop it even with records unacknowledged.
+
+    kafka-python's ``close`` flushes first and raises when the flush times out, leaving the
+    producer's sender thread running (it would go on retrying those records). Its sender is
+    then force-closed (``Sender.force_close``: pending batches fail at once) and joined.
+    """
+    try:
+        producer.close(timeout=timeout)
+        return
+    except KafkaError as exc:
+        log.warning("producer did not finish within %.1fs; stopping it error=%s", timeout, exc)
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(_FORCE_CLOSE_JOIN_S)
+    try:
+        producer.close(timeout=0)
+    except KafkaError as exc:
+        log.warning("producer close failed error=%s", exc)
 
 
 def _connections(producer: KafkaProducer) -> float | None:

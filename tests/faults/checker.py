@@ -7,7 +7,9 @@ topics, :func:`check` reports
 - lost events: a valid event without a decision, an invalid message without a dead letter,
   a flagged decision without an alert;
 - duplicates: an event id with more than one decision or alert, a message key with more than
-  one dead letter;
+  one dead letter (with outputs from several broker lifetimes, see
+  :func:`separate_resent_alerts`, an alert found once on a broker that was lost and once on
+  its replacement is reported apart);
 - misrouted messages: a decision or alert for a message that is invalid or was never sent, an
   alert for an event its decision did not flag, a dead letter for a valid event, with other
   bytes than the original, or with the wrong reason; decisions of one event that disagree;
@@ -63,6 +65,8 @@ class Report:
     duplicated_alerts: dict[str, int] = field(default_factory=dict)
     duplicated_dead_letters: dict[bytes, int] = field(default_factory=dict)
     misrouted: list[str] = field(default_factory=list)
+    alerts_resent_after_broker_loss: list[str] = field(default_factory=list)
+    """Alerts once on a lost broker and once on its replacement (see separate_resent_alerts)."""
 
     @property
     def n_lost(self) -> int:
@@ -84,7 +88,8 @@ class Report:
             f"duplicated_decisions={len(self.duplicated_decisions)} "
             f"duplicated_alerts={len(self.duplicated_alerts)} "
             f"duplicated_dead_letters={len(self.duplicated_dead_letters)} "
-            f"misrouted={len(self.misrouted)}"
+            f"misrouted={len(self.misrouted)} "
+            f"alerts_resent_after_broker_loss={len(self.alerts_resent_after_broker_loss)}"
         )
 
     def details(self, limit: int = 5) -> str:
@@ -97,6 +102,7 @@ class Report:
             "duplicated_alerts",
             "duplicated_dead_letters",
             "misrouted",
+            "alerts_resent_after_broker_loss",
         ):
             items = getattr(self, name)
             if items:
@@ -204,6 +210,34 @@ def check(
         event_id for event_id, flag in flagged.items() if flag and not alert_counts[event_id]
     )
     return report
+
+
+def separate_resent_alerts(
+    report: Report,
+    decisions_by_lifetime: Sequence[Iterable[OutputRecord]],
+    alerts_by_lifetime: Sequence[Iterable[OutputRecord]],
+) -> None:
+    """Move alerts repeated only across broker lifetimes out of ``report.duplicated_alerts``.
+
+    When a broker is lost with its data, an output it wrote whose acknowledgement was lost
+    with it is sent again to the replacement: the service cannot know the first write
+    happened. A reader of both brokers then sees it twice. Such an event has exactly one
+    alert in each of two or more lifetimes and its decision in each of them too (the whole
+    batch was sent again); it goes to ``report.alerts_resent_after_broker_loss``. An alert
+    twice within one lifetime stays a duplicate.
+    """
+    alerted = [Counter(_decode_key(r.key) for r in records) for records in alerts_by_lifetime]
+    decided = [{_decode_key(r.key) for r in records} for records in decisions_by_lifetime]
+    for event_id in list(report.duplicated_alerts):
+        where = [i for i, counts in enumerate(alerted) if counts[event_id]]
+        if (
+            len(where) > 1
+            and all(alerted[i][event_id] == 1 for i in where)
+            and all(event_id in decided[i] for i in where)
+        ):
+            del report.duplicated_alerts[event_id]
+            report.alerts_resent_after_broker_loss.append(event_id)
+    report.alerts_resent_after_broker_loss.sort()
 
 
 def _decode_key(key: bytes | None) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .checker import Report, Sent, accounted, check
+from .checker import Report, Sent, accounted, check, separate_resent_alerts
 
 FEATURES = ("amount", "hour_of_day", "distance")
 HERE = Path(__file__).resolve().parent
@@ -344,13 +344,18 @@ def check_collected(
     sent: Sequence[Sent], collectors: Sequence[OutputCollector], **kwargs: Any
 ) -> Report:
     """Check the union of what several collectors read (one per broker lifetime)."""
-    return check(
+    report = check(
         sent,
         [r for c in collectors for r in c.decisions],
         [r for c in collectors for r in c.alerts],
         [r for c in collectors for r in c.dead_letters],
         **kwargs,
     )
+    if len(collectors) > 1:
+        separate_resent_alerts(
+            report, [c.decisions for c in collectors], [c.alerts for c in collectors]
+        )
+    return report
 
 
 # -- serve processes -------------------------------------------------------------------------

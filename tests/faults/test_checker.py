@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pytest
 
-from .checker import Sent, accounted, check
+from .checker import Sent, accounted, check, separate_resent_alerts
 
 
 @dataclass
@@ -94,6 +95,41 @@ def test_duplicates_are_counted_and_only_alerts_fail_at_least_once() -> None:
     assert not report.ok(exactly_once_decisions=True)
     report = check(SENT, decisions, alerts + alerts, dead_letters)
     assert report.duplicated_alerts == {"e1": 2}
+    assert not report.ok()
+
+
+def test_an_alert_once_on_a_lost_broker_and_once_on_its_replacement_is_reported_apart() -> None:
+    decisions, alerts, dead_letters = good()
+    before, after = (decisions, [decision("e1", 0.9)]), (alerts, [alert("e1")])
+    report = check(SENT, [*before[0], *before[1]], [*after[0], *after[1]], dead_letters)
+    assert report.duplicated_alerts == {"e1": 2}
+    separate_resent_alerts(report, before, after)
+    assert report.duplicated_alerts == {}
+    assert report.alerts_resent_after_broker_loss == ["e1"]
+    assert report.ok()
+    assert "alerts_resent_after_broker_loss=1" in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("decisions", "alerts"),
+    [
+        # Twice on one broker: a duplicate, whatever the other broker holds.
+        (
+            ([decision("e1", 0.9), decision("e2", 0.1)], [decision("e1", 0.9)]),
+            ([alert("e1"), alert("e1")], [alert("e1")]),
+        ),
+        # The second alert without its decision beside it: not a batch sent again.
+        (([decision("e1", 0.9), decision("e2", 0.1)], []), ([alert("e1")], [alert("e1")])),
+    ],
+)
+def test_other_repeated_alerts_stay_duplicates(decisions: Any, alerts: Any) -> None:
+    flat = [r for d in decisions for r in d], [r for a in alerts for r in a]
+    report = check(SENT, *flat, [dead(b"bad1", b"{nope")])
+    separate_resent_alerts(report, decisions, alerts)
+    assert "e1" in report.duplicated_alerts
+    assert report.alerts_resent_after_broker_loss == []
+    assert report.n_lost == 0
+    assert not report.misrouted
     assert not report.ok()
 
 
