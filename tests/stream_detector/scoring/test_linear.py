@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from stream_detector.errors import BundleError, ConfigError
+from stream_detector.errors import BundleError, ConfigError, DataError
 from stream_detector.scoring import LinearScorer, Scorer
 
 ATOL = 1e-9  # well inside the 1e-6 the contract promises
@@ -34,6 +34,56 @@ def test_shuttle_every_row_matches_scikit_learn(
     assert roc_auc_score(y, scores) > 0.8
     for i in range(0, len(X), 4999):
         np.testing.assert_allclose(scorer.score(X[i : i + 1]), scores[i : i + 1], atol=ATOL)
+
+
+def test_one_row_path_agrees_with_the_batch_path_on_every_shuttle_row(
+    shuttle: tuple[np.ndarray, np.ndarray], shuttle_linear: Pipeline
+) -> None:
+    X, _ = shuttle
+    scorer = LinearScorer.from_sklearn(shuttle_linear, logit_offset=-1.5)
+    batch = scorer.score(X)
+    one = np.array([scorer.score(X[i : i + 1])[0] for i in range(len(X))])
+    np.testing.assert_allclose(one, batch, rtol=1e-12, atol=1e-300)
+    assert np.array_equal(one >= 0.5, batch >= 0.5)
+    # A view, a list or integers take the general path and give the same figures.
+    np.testing.assert_allclose(scorer.score(X[:1].tolist()), batch[:1], rtol=1e-12)
+    np.testing.assert_allclose(scorer.score(X[:1].astype(np.int64)), scorer.score(X[:1].round()))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_row_path_refuses_non_finite_values_like_the_batch_path(
+    shuttle_linear: Pipeline, bad: float
+) -> None:
+    scorer = LinearScorer.from_sklearn(shuttle_linear)
+    row = np.full((1, scorer.n_features), 1.0)
+    row[0, 3] = bad
+    with pytest.raises(DataError, match="expected finite feature values; got NaN or infinity"):
+        scorer.score(row)
+    with pytest.raises(DataError, match="expected finite feature values"):
+        scorer.score(np.vstack([row, row]))
+
+
+def test_log_odds_overflowing_give_zero_or_one_in_both_paths_never_nan() -> None:
+    scorer = LinearScorer(coef=[1.0, 1.0], intercept=0.0, scale=[1e-10, 1e-10])
+    rows = np.array(
+        [
+            [1e300, 1.0],  # +inf
+            [-1e300, 1.0],  # -inf
+            [1e300, -1e300],  # inf - inf: undefined, flagged
+            [1e308, 1e308],  # overflow within the sum
+        ]
+    )
+    batch = scorer.score(rows)  # no RuntimeWarning (the suite turns warnings into errors)
+    assert batch.tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert [scorer.score(rows[i : i + 1])[0] for i in range(len(rows))] == batch.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-800, 800))
+def test_one_row_sigmoid_matches_the_numpy_one(z: float) -> None:
+    scorer = LinearScorer(coef=[1.0], intercept=0.0)
+    one = scorer.score(np.array([[z]]))[0]
+    np.testing.assert_allclose(one, expit(z), rtol=1e-14, atol=1e-300)
 
 
 def _data(seed: int, n: int = 500, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
