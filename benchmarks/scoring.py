@@ -1,4 +1,4 @@
-"""Throughput of the numpy scorers against scikit-learn, on the same model and the same rows.
+"""Throughput of the compiled scorers against scikit-learn, on the same model and the same rows.
 
 Fits three models on River's shuttle data (49,097 rows, 9 features): IsolationForest
 (n_estimators=100, random_state=0), StandardScaler + LogisticRegression, and
@@ -12,7 +12,7 @@ the largest difference between the two scores on that batch.
                                  [--sklearn-threads N] [--clock wall|cpu]
 
 Timings are wall clock. scikit-learn's HistGradientBoosting predicts with every core through
-OpenMP, the numpy scorers with one; ``--sklearn-threads 1`` compares one core with one core.
+OpenMP, the compiled scorers with one; ``--sklearn-threads 1`` compares one core with one core.
 On a busy machine wall-clock figures are noisy (OpenMP suffers most; the load average is
 printed); ``--sklearn-threads 1 --clock cpu`` times CPU seconds of this process instead, which
 the other processes disturb much less.

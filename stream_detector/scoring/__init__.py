@@ -1,4 +1,4 @@
-"""Scorers: numpy models compiled from fitted scikit-learn estimators.
+"""Scorers: models compiled from fitted scikit-learn estimators into flat arrays.
 
 A scorer maps a batch of feature rows to scores in [0, 1]; higher is more suspicious (see
 :mod:`stream_detector.scoring.base`). Offline training compiles its fitted model with one of

@@ -5,7 +5,8 @@ plus ``c(size)``, the expected depth still needed to isolate the ``size`` traini
 left in that leaf; ``E[h(x)]`` averages it over the trees and ``c(n)`` normalises by the
 subsample size ``n``. Scores near 1 are anomalies, scores well below 0.5 normal points. This
 equals ``-IsolationForest.score_samples(X)`` of scikit-learn: leaf path lengths are computed
-once, when compiling, and scoring sums them with numpy (float32 comparisons, as scikit-learn).
+once, when compiling, and scoring sums them with a compiled walk (float32 comparisons, as
+scikit-learn; see :mod:`stream_detector.scoring.compiled`).
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ Finite values so extreme that the log-odds overflow give 0 or 1, and 1 when they
 both ways (``inf - inf``): such an event is flagged rather than given an undefined score.
 
 A single row (what a quiet stream scores) skips numpy: a handful of numpy calls would cost
-several times the arithmetic. Its weighted sum is then added up in feature order, where numpy
-hands the batch to BLAS, so the two may differ in the last bits, as BLAS results for one row
-already do between batch sizes; both agree with scikit-learn to 1e-12.
+several times the arithmetic. Its weighted sum is then added up in feature order, with the
+scaling folded into the weights, where numpy hands the batch to BLAS, so the two may differ in
+the last bits, as BLAS results for one row already do between batch sizes; both agree with
+scikit-learn to 1e-12.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy.typing as npt
 
 from stream_detector.errors import BundleError, ConfigError
 from stream_detector.scoring.base import Array, Payload, Scorer
-from stream_detector.scoring.link import sigmoid
+from stream_detector.scoring.link import sigmoid, sigmoid_of
 from stream_detector.scoring.payload import get_array, spec_float, spec_int
 
 __all__ = ["LinearScorer"]
@@ -91,9 +92,9 @@ class LinearScorer(Scorer):
                 f"intercept and logit_offset must be finite; got {intercept}, {logit_offset}"
             )
         self.n_features = d
-        # The one-row path's constants, as Python floats.
-        columns = (self.mean.tolist(), self.scale.tolist(), self.coef.tolist())
-        self._terms = list(zip(*columns, strict=True))
+        # The one-row path's constants, as Python floats: each feature's mean and weight.
+        self._means = self.mean.tolist()
+        self._weights = (self.coef / self.scale).tolist()
         self._bias = self.intercept + self.logit_offset
 
     def __repr__(self) -> str:
@@ -143,10 +144,10 @@ class LinearScorer(Scorer):
         """
         if type(X) is np.ndarray and X.shape == (1, self.n_features) and X.dtype == np.float64:
             z = self._bias
-            for x, (mean, scale, coef) in zip(X[0].tolist(), self._terms, strict=True):
-                z += (x - mean) / scale * coef
+            for x, mean, weight in zip(X[0].tolist(), self._means, self._weights, strict=True):
+                z += (x - mean) * weight
             if math.isfinite(z):
-                return np.array([_sigmoid(z)])
+                return np.array([sigmoid_of(z)])
         return super().score(X)
 
     def _score(self, X: Array) -> Array:
@@ -189,14 +190,6 @@ class LinearScorer(Scorer):
             scale=scale,
             logit_offset=spec_float(spec, "logit_offset"),
         )
-
-
-def _sigmoid(z: float) -> float:
-    """:func:`~stream_detector.scoring.link.sigmoid` of one finite float, without overflow."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 def _predict_steps(model: Any) -> list[Any]:
