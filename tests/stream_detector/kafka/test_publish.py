@@ -188,15 +188,7 @@ def _keys_on(bootstrap_servers: str, topic: str, *, settle_s: float) -> Counter[
         consumer.close()
 
 
-# kafka-python leaves the socket of a refused connection attempt to the garbage collector
-# (its selector's connect path); with the broker stopped on purpose, that is expected here.
-leaked_refused_sockets = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in. <socket\.socket:pytest.PytestUnraisableExceptionWarning"
-)
-
-
 @pytest.mark.integration
-@leaked_refused_sockets
 def test_closing_with_records_unacknowledged_stops_the_producer_for_good() -> None:
     # kafka-python's close() raises when its flush times out and leaves the sender running;
     # a record it held could then reach a broker behind the back of the producer that
@@ -230,7 +222,6 @@ def test_closing_with_records_unacknowledged_stops_the_producer_for_good() -> No
 
 
 @pytest.mark.integration
-@leaked_refused_sockets
 def test_publisher_sends_every_record_once_when_the_broker_is_replaced_mid_batch() -> None:
     # A fresh broker at the same address answers the old producer's sequence numbers with
     # OutOfOrderSequenceNumber or UnknownProducerId: the producer is replaced. Records the
