@@ -140,11 +140,20 @@ def _walk_levels(
 
 @functools.cache
 def _compiled(walk: str) -> Callable[..., None]:
-    """A walk compiled for its one signature, once per process (about half a second)."""
+    """A walk compiled for its one signature, once per process.
+
+    Compiling takes about half a second; numba's cache (beside this file, or in the user's
+    cache directory when the installation is read-only) brings later processes down to a
+    fifth of that. Without any writable place, the walk is compiled in memory each time.
+    """
     import numba  # imported here: loading numba costs time the commands without trees skip
 
     function = _walk_levels if walk == "levels" else _walk_nodes
-    compiled: Callable[..., None] = numba.njit(_SIGNATURES[walk], nogil=True, cache=False)(function)
+    signature = _SIGNATURES[walk]
+    try:
+        compiled: Callable[..., None] = numba.njit(signature, nogil=True, cache=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        compiled = numba.njit(signature, nogil=True, cache=False)(function)
     return compiled
 
 

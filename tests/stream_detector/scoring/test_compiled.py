@@ -190,3 +190,32 @@ def test_rows_of_another_width_are_refused_before_the_walk(shape: tuple[int, ...
     compiled = CompiledTrees(TreeArrays.from_trees([_caterpillar(3)], n_features=4))
     with pytest.raises(ValueError, match="expected rows of 4 features; got shape"):
         compiled.leaf_sum(np.zeros(shape))
+
+
+def test_without_a_writable_cache_the_walks_compile_in_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numba
+
+    from stream_detector.scoring import compiled
+
+    real = numba.njit
+    asked: list[bool] = []
+
+    def njit(*args: object, cache: bool = False, **kwargs: object) -> object:
+        asked.append(cache)
+        if cache:  # what numba raises when no cache locator can write
+            raise RuntimeError("cannot cache function '_walk_nodes': no locator available")
+        return real(*args, cache=cache, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    compiled._compiled.cache_clear()
+    try:
+        walk = compiled._compiled("nodes")
+    finally:
+        compiled._compiled.cache_clear()
+    assert asked == [True, False]
+    trees = TreeArrays.from_trees([_caterpillar(3)], n_features=1)
+    out = np.empty(2)
+    walk(np.array([[0.5], [9.0]]), *compiled._node_tables(trees, trees.threshold), out)
+    assert out.tolist() == python_walk(trees, np.array([[0.5], [9.0]]), float32_rows=False).tolist()
