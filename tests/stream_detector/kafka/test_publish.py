@@ -4,7 +4,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -188,52 +188,86 @@ def _keys_on(bootstrap_servers: str, topic: str, *, settle_s: float) -> Counter[
         consumer.close()
 
 
+class BrokerAtOneAddress:
+    """An embedded broker that can die and be replaced by an empty one at the same address."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        self.topics = topics
+        self.port = free_port()
+        self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        self._brokers: list[EmbeddedBroker] = []
+        self.replace()
+
+    def kill(self) -> None:
+        """Stop the current broker at once (SIGKILL after 0.2 s): it loses everything."""
+        self._brokers[-1].stop(timeout=0.2)
+
+    def replace(self) -> None:
+        """Start an empty broker at the address, with the topics."""
+        broker = EmbeddedBroker(port=self.port).start()
+        self._brokers.append(broker)
+        broker.create_topics(self.topics)
+
+    def stop(self) -> None:
+        for broker in self._brokers:
+            broker.stop()
+
+
+@pytest.fixture
+def broker_at_one_address() -> Iterator[Callable[[dict[str, int]], BrokerAtOneAddress]]:
+    """``make(topics)``: a :class:`BrokerAtOneAddress`, stopped at teardown."""
+    made: list[BrokerAtOneAddress] = []
+
+    def make(topics: dict[str, int]) -> BrokerAtOneAddress:
+        made.append(BrokerAtOneAddress(topics))
+        return made[-1]
+
+    yield make
+    for broker in made:
+        broker.stop()
+
+
 @pytest.mark.integration
-def test_closing_with_records_unacknowledged_stops_the_producer_for_good() -> None:
+def test_closing_with_records_unacknowledged_stops_the_producer_for_good(
+    broker_at_one_address: Callable[[dict[str, int]], BrokerAtOneAddress],
+) -> None:
     # kafka-python's close() raises when its flush times out and leaves the sender running;
     # a record it held could then reach a broker behind the back of the producer that
     # replaced it. Publisher.close must stop it: nothing arrives once a broker is back.
-    port = free_port()
     topic = "decisions"
-    first = EmbeddedBroker(port=port).start()
-    first.create_topics({topic: 1})
+    broker = broker_at_one_address({topic: 1})
     publisher = Publisher(
-        lambda: KafkaProducer(bootstrap_servers=first.bootstrap_servers, reconnect_backoff_ms=50),
+        lambda: KafkaProducer(bootstrap_servers=broker.bootstrap_servers, reconnect_backoff_ms=50),
         clock=_clock(),
         dead_letter_max_bytes=100,
     )
-    second = None
     try:
         producer = publisher.producer
         producer.send(topic, key=b"before", value=b"{}").get(timeout=10)
-        first.stop(timeout=0.2)
+        broker.kill()
         futures = [producer.send(topic, key=b"held", value=b"{}") for _ in range(5)]
         publisher.close(timeout=0.5)
         assert not producer._sender.is_alive()
         assert all(f.is_done and f.failed() for f in futures)
-        second = EmbeddedBroker(port=port).start()
-        second.create_topics({topic: 1})
-        assert _keys_on(second.bootstrap_servers, topic, settle_s=3.0) == Counter()
+        broker.replace()
+        assert _keys_on(broker.bootstrap_servers, topic, settle_s=3.0) == Counter()
     finally:
         publisher.close(timeout=0)
-        first.stop()
-        if second is not None:
-            second.stop()
 
 
 @pytest.mark.integration
-def test_publisher_sends_every_record_once_when_the_broker_is_replaced_mid_batch() -> None:
+def test_publisher_sends_every_record_once_when_the_broker_is_replaced_mid_batch(
+    broker_at_one_address: Callable[[dict[str, int]], BrokerAtOneAddress],
+) -> None:
     # A fresh broker at the same address answers the old producer's sequence numbers with
     # OutOfOrderSequenceNumber or UnknownProducerId: the producer is replaced. Records the
     # old one got acknowledged meanwhile must not be sent again by the new one.
-    port = free_port()
     topic = "alerts"
-    first = EmbeddedBroker(port=port).start()
-    first.create_topics({topic: 4})
+    broker = broker_at_one_address({topic: 4})
 
     def factory() -> KafkaProducer:
         return KafkaProducer(
-            bootstrap_servers=f"127.0.0.1:{port}",
+            bootstrap_servers=broker.bootstrap_servers,
             enable_idempotence=True,
             reconnect_backoff_ms=50,
             reconnect_backoff_max_ms=200,
@@ -247,22 +281,17 @@ def test_publisher_sends_every_record_once_when_the_broker_is_replaced_mid_batch
         OutRecord("alert", topic, f"b{i}".encode(), b"{}", event_id=f"b{i}") for i in range(40)
     ]
     outcome: list[bool] = []
-    second = None
     try:
         assert publisher.publish(before)
-        first.stop(timeout=0.2)
+        broker.kill()
         sender = threading.Thread(target=lambda: outcome.append(publisher.publish(during)))
         sender.start()
         time.sleep(6.0)  # past one attempt's wait: the records are then in flight, unanswered
-        second = EmbeddedBroker(port=port).start()
-        second.create_topics({topic: 4})
+        broker.replace()
         sender.join(60)
         assert outcome == [True]
-        keys = _keys_on(second.bootstrap_servers, topic, settle_s=3.0)
+        keys = _keys_on(broker.bootstrap_servers, topic, settle_s=3.0)
         assert set(keys) == {r.key for r in during}
         assert [k for k, n in keys.items() if n > 1] == []
     finally:
         publisher.close(timeout=0)
-        first.stop()
-        if second is not None:
-            second.stop()
