@@ -160,8 +160,11 @@ class ThresholdController:
         self.on_change = on_change
         self._lock = threading.Lock()
         self._state = ThresholdState(mode, float(threshold), float(budget))
+        # The last window_size scores, kept in every mode so a switch to alert_rate starts
+        # warm; River's quantile is fed only in alert_rate mode and rebuilt from them when
+        # needed (a rolling quantile depends on its window alone, so nothing differs).
         self._recent: deque[float] = deque(maxlen=window_size)
-        self._quantile = stats.RollingQuantile(q=1.0 - budget, window_size=window_size)
+        self._quantile: stats.RollingQuantile | None = None
 
     @property
     def state(self) -> ThresholdState:
@@ -177,20 +180,32 @@ class ThresholdController:
                     state.threshold, reference_prior=self.reference_prior, live_prior=live_prior
                 )
             elif state.mode == "alert_rate" and len(self._recent) >= self.min_scores:
-                quantile = self._quantile.get()
+                quantile = self._warm_quantile().get()
                 t = state.threshold if quantile is None else float(quantile)
             else:
                 t = state.threshold
         return min(max(t, 0.0), 1.0), state.mode
 
     def observe(self, scores: Iterable[float]) -> None:
-        """Feed a batch's scores to the streaming quantile (in every mode, so a switch to
-        ``alert_rate`` starts warm)."""
+        """Remember a batch's scores (in every mode, so a switch to ``alert_rate`` starts
+        warm) and, in ``alert_rate`` mode, feed them to the streaming quantile."""
+        scores = scores if isinstance(scores, list) else list(scores)
         with self._lock:
-            update, recent = self._quantile.update, self._recent.append
-            for s in scores:
-                update(s)
-                recent(s)
+            self._recent.extend(scores)
+            if self._quantile is not None:
+                update = self._quantile.update
+                for s in scores:
+                    update(s)
+
+    def _warm_quantile(self) -> stats.RollingQuantile:
+        """The streaming quantile over the recent scores (built from them when stale)."""
+        if self._quantile is None:
+            self._quantile = stats.RollingQuantile(
+                q=1.0 - self._state.budget, window_size=self.window_size
+            )
+            for s in self._recent:
+                self._quantile.update(s)
+        return self._quantile
 
     def set(
         self,
@@ -215,12 +230,8 @@ class ThresholdController:
             _check_state(new.mode, new.threshold, new.budget)
             if new.mode == "prior_corrected" and not self.probabilities:
                 raise ConfigError(_NOT_PROBABILITIES)
-            if new.budget != old.budget:
-                self._quantile = stats.RollingQuantile(
-                    q=1.0 - new.budget, window_size=self.window_size
-                )
-                for s in self._recent:
-                    self._quantile.update(s)
+            if new.budget != old.budget or new.mode != "alert_rate":
+                self._quantile = None  # rebuilt from the recent scores when next needed
             self._state = new
         if new != old:
             log.info(

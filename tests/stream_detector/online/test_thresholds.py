@@ -74,6 +74,30 @@ def test_alert_rate_is_numpys_quantile_of_the_recent_scores() -> None:
     assert ctl.in_force(live_prior=0.01)[0] == pytest.approx(np.quantile(scores[-2_000:], 0.8))
 
 
+def test_a_switch_to_alert_rate_starts_warm_and_equal_to_having_been_there() -> None:
+    scores = np.random.default_rng(2).beta(1, 20, size=7_000)
+    always, switched = controller(mode="alert_rate"), controller(mode="fixed")
+    thresholds: list[tuple[float, float]] = []
+    for start in range(0, scores.size, 700):
+        batch = scores[start : start + 700]
+        for ctl in (always, switched):
+            ctl.observe(batch.tolist())
+        if start == 2_800:
+            switched.set(mode="alert_rate", source="test")
+        if start >= 2_800:
+            thresholds.append(
+                (always.in_force(live_prior=0.01)[0], switched.in_force(live_prior=0.01)[0])
+            )
+        if start == 4_200:
+            for ctl in (always, switched):
+                ctl.set(budget=0.1, source="test")
+    assert thresholds
+    assert all(a == b for a, b in thresholds), thresholds
+    assert thresholds[-1][0] == pytest.approx(np.quantile(scores[-2_000:], 0.9), abs=1e-12)
+    switched.set(mode="fixed", source="test")  # and back: the fixed threshold again
+    assert switched.in_force(live_prior=0.01) == (0.5, "fixed")
+
+
 def test_alert_rate_holds_the_flagged_fraction_after_a_shift() -> None:
     """Scores move up by a lot mid-stream; after one window, flagging stays near the budget."""
     rng = np.random.default_rng(5)
