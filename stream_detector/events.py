@@ -30,7 +30,7 @@ missing_feature
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -193,6 +193,11 @@ class EventParser:
         }
         self._model: type[_Envelope] = create_model("EventModel", __base__=_Envelope, **fields)
         self._alias = {f"f{i}": name for i, name in enumerate(self.features)}
+        # The features of a parsed document, as a tuple (KeyError when one is missing).
+        getter = operator.itemgetter(*self.features)
+        self._row_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            getter if len(self.features) > 1 else lambda doc: (getter(doc),)
+        )
         self._values = operator.attrgetter(*fields) if len(fields) > 1 else None
 
     def parse(self, value: bytes | None) -> Event:
@@ -229,9 +234,9 @@ class EventParser:
         >>> [(i, err.reason) for i, err in batch.errors]
         [(1, 'missing_feature')]
         """
-        features, max_bytes, loads = self.features, self.max_bytes, orjson.loads
+        max_bytes, loads, row_of = self.max_bytes, orjson.loads, self._row_of
         positions: list[int] = []
-        rows: list[list[Any]] = []
+        rows: list[tuple[Any, ...]] = []
         event_ids: list[str | None] = []
         entity_ids: list[str | None] = []
         stamps: list[int | None] = []
@@ -243,7 +248,7 @@ class EventParser:
                 doc = loads(value)
                 if type(doc) is not dict:
                     raise _NotPlain
-                row = [doc[name] for name in features]
+                row = row_of(doc)
                 if not _NUMBER_TYPES.issuperset(map(type, row)):
                     raise _NotPlain
                 event_id = doc.get("event_id")
@@ -272,7 +277,7 @@ class EventParser:
             event_ids.append(event_id)
             entity_ids.append(entity_id)
             stamps.append(stamp)
-        X = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
+        X = np.array(rows, dtype=np.float64).reshape(len(rows), len(self.features))
         plain: npt.NDArray[np.bool_] = np.asarray((np.abs(X) < _EXACT).all(axis=1))
         if not slow and plain.all():
             return EventBatch(positions, X, event_ids, entity_ids, stamps)

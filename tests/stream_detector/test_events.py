@@ -223,6 +223,18 @@ def test_parse_many_keeps_input_order_around_invalid_and_large_values(parser: Ev
     assert _batched(parser, values) == _one_by_one(parser, values)
 
 
+def test_parse_many_with_a_single_feature() -> None:
+    parser = EventParser(["amount"])
+    values = [b'{"amount": 2.5}', b'{"amount": "2"}', b"{}", b'{"amount": 7, "x": 1}']
+    batch = parser.parse_many(values)
+    assert batch.positions == [0, 3]
+    assert batch.X.tolist() == [[2.5], [7.0]]
+    assert [(i, err.reason) for i, err in batch.errors] == [
+        (1, "non_numeric"),
+        (2, "missing_feature"),
+    ]
+
+
 def test_parse_many_of_nothing(parser: EventParser) -> None:
     batch = parser.parse_many([])
     assert (batch.positions, batch.X.shape, batch.errors) == ([], (0, 2), [])
