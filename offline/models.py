@@ -14,9 +14,11 @@
 each with its own model and technique: what ``train --technique auto`` builds from the best
 logistic and the best gradient-boosting candidate (:mod:`offline.compare`).
 
-:meth:`Detector.score` computes the scores with scikit-learn; :meth:`Detector.to_scorer`
-compiles the fitted model into a :mod:`stream_detector.scoring` scorer (plain arrays, no
-scikit-learn at run time) that gives the same scores. Only the compiled scorer is ever saved.
+:meth:`Detector.score` computes the scores with scikit-learn (the anomaly detector's with its
+compiled forest, unless ``reference=True``); :meth:`Detector.to_scorer` compiles the fitted
+model into a :mod:`stream_detector.scoring` scorer (plain arrays, no scikit-learn at run time)
+that gives the same scores, which ``train`` checks against ``score(..., reference=True)``. Only
+the compiled scorer is ever saved.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ class Detector(BaseEstimator):
         True positive rate, the rate the classifier saw, and the correction between them.
     iforest_
         The fitted IsolationForest (anomaly), and ``iforest_scorer_`` its compiled form, which
-        :meth:`score` uses: the scores served, equal to scikit-learn's to 1e-15, at 1.6 times
-        the speed of ``score_samples`` on large batches (cross-validation scores every row).
+        :meth:`score` uses unless asked for the reference: the scores served, equal to
+        scikit-learn's to 1e-15, at 1.6 times the speed of ``score_samples`` on large batches
+        (cross-validation scores every row).
     classifier_, anomaly_, stacker_
         The fitted parts of the hybrid.
 
@@ -276,18 +279,28 @@ class Detector(BaseEstimator):
         self.fitted_prior_ = self.classifier_.fitted_prior_
         self.logit_offset_ = self.classifier_.logit_offset_
 
-    def score(self, X: npt.ArrayLike) -> Array:
-        """Scores in [0, 1] for rows ``X``; higher is more suspicious."""
-        with _limit_threads(self.effective_settings().threads):
-            return self._score(np.asarray(X, dtype=np.float64))
+    def score(self, X: npt.ArrayLike, *, reference: bool = False) -> Array:
+        """Scores in [0, 1] for rows ``X``; higher is more suspicious.
 
-    def _score(self, Xa: Array) -> Array:
+        ``reference=True`` computes every score with scikit-learn itself, what the compiled
+        scorer is checked against (otherwise the anomaly detector uses its compiled forest).
+        """
+        with _limit_threads(self.effective_settings().threads):
+            return self._score(np.asarray(X, dtype=np.float64), reference)
+
+    def _score(self, Xa: Array, reference: bool) -> Array:
         if self.scorer == "classifier":
             margin = np.asarray(self.pipeline_.decision_function(Xa), dtype=np.float64)
             return np.asarray(expit(margin + self.logit_offset_), dtype=np.float64)
         if self.scorer == "anomaly":
+            if reference:
+                return np.asarray(-self.iforest_.score_samples(Xa), dtype=np.float64)
             return self.iforest_scorer_.score(Xa)
-        z = np.column_stack([_clip_logit(self.classifier_.score(Xa)), self.anomaly_.score(Xa)])
+        parts = (
+            self.classifier_.score(Xa, reference=reference),
+            self.anomaly_.score(Xa, reference=reference),
+        )
+        z = np.column_stack([_clip_logit(parts[0]), parts[1]])
         return np.asarray(expit(self.stacker_.decision_function(z)), dtype=np.float64)
 
     def to_scorer(self) -> Scorer:
@@ -361,12 +374,12 @@ class BlendDetector(BaseEstimator):
         self.n_features_in_ = self.members[0].n_features_in_
         return self
 
-    def score(self, X: npt.ArrayLike) -> Array:
-        """The mean of the members' scores."""
+    def score(self, X: npt.ArrayLike, *, reference: bool = False) -> Array:
+        """The mean of the members' scores (see :meth:`Detector.score` for ``reference``)."""
         Xa = np.asarray(X, dtype=np.float64)
-        total = self.members[0].score(Xa)
+        total = self.members[0].score(Xa, reference=reference)
         for member in self.members[1:]:
-            total = total + member.score(Xa)
+            total = total + member.score(Xa, reference=reference)
         return np.asarray(total / len(self.members), dtype=np.float64)
 
     def to_scorer(self) -> Scorer:

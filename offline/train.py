@@ -205,7 +205,7 @@ def train_model(
     final.fit(ds.X, ds.y)
     scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]
-    gap = float(np.max(np.abs(scorer.score(probe) - final.score(probe))))
+    gap = float(np.max(np.abs(scorer.score(probe) - final.score(probe, reference=True))))
     if not gap <= _COMPILE_TOLERANCE:
         raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
     manifest = write_bundle(

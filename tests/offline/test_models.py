@@ -170,8 +170,9 @@ def test_anomaly_score_is_the_paper_score(split: tuple[np.ndarray, ...]) -> None
     det = Detector(scorer="anomaly", technique="none", settings=settings, random_state=3)
     det.fit(X, y)
     oracle = IsolationForest(n_estimators=30, random_state=3).fit(X)
-    # Scored by the compiled forest, as served: equal up to the order of a sum.
     expected = -oracle.score_samples(X_test)
+    np.testing.assert_array_equal(det.score(X_test, reference=True), expected)
+    # Scored by the compiled forest, as served: equal up to the order of a sum.
     np.testing.assert_allclose(det.score(X_test), expected, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(det.score(X_test), det.to_scorer().score(X_test))
 

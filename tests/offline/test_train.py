@@ -19,6 +19,7 @@ from offline.train import train_model
 from offline.validation import make_folds
 from stream_detector.bundle import load_bundle
 from stream_detector.errors import BundleError, DataError
+from stream_detector.scoring import IsolationForestScorer
 
 Settings = Callable[..., TrainSettings]
 
@@ -115,6 +116,19 @@ def test_anomaly_scorer_bundle(data_csv: Path, tmp_path: Path, make_settings: Se
     assert (bundle.manifest.scorer, bundle.manifest.technique) == ("anomaly", "none")
     assert "prior_correction" not in bundle.manifest.model_dump()
     assert bundle.manifest.model_dump()["threshold_choice"]["alert_rate"] <= 0.1
+
+
+def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
+    data_csv: Path, tmp_path: Path, make_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The anomaly detector scores with its compiled forest; the check before writing the
+    # bundle must still compare that forest with scikit-learn itself.
+    real = IsolationForestScorer._score
+    monkeypatch.setattr(IsolationForestScorer, "_score", lambda self, X: real(self, X) * 0.99)
+    settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
+    with pytest.raises(RuntimeError, match="compiled scorer differs from scikit-learn by"):
+        train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    assert not (tmp_path / "model" / "manifest.json").exists()
 
 
 def test_time_ordered_data_uses_time_splits(
