@@ -245,18 +245,27 @@ class Publisher:
                 if time.monotonic() >= deadline:
                     return exc
 
-    def _unacknowledged(self, sent: Sequence[tuple[OutRecord, Any]]) -> list[OutRecord]:
-        """The records of a closed producer to send again: all but the acknowledged ones."""
-        again = []
-        for record, future in sent:
-            if future.succeeded():
-                continue
-            failure = future.exception if future.is_done else None
-            if failure is not None and is_too_large(failure):
-                again.append(self.refused_as_too_large(record, failure))
-            else:
+    def _settle(
+        self, inflight: Sequence[tuple[OutRecord, Any]]
+    ) -> tuple[list[tuple[OutRecord, Any]], list[OutRecord], BaseException | None, bool]:
+        """Sort records sent: still waiting; to send again (a dead letter refused as too large
+        cut smaller); the last failure; whether a failure leaves the producer fatal."""
+        waiting: list[tuple[OutRecord, Any]] = []
+        again: list[OutRecord] = []
+        error: BaseException | None = None
+        fatal = False
+        for record, future in inflight:
+            if not future.is_done:
+                waiting.append((record, future))
+            elif future.failed():
+                failure = future.exception
+                if is_too_large(failure):
+                    again.append(self.refused_as_too_large(record, failure))
+                    continue
+                error = failure
+                fatal = fatal or not getattr(failure, "retriable", False)
                 again.append(record)
-        return again
+        return waiting, again, error, fatal
 
     def publish(self, records: Sequence[OutRecord]) -> bool:
         """Send ``records``; True once all are acknowledged, False if a stop cut retries short.
@@ -265,12 +274,9 @@ class Publisher:
         """
         pending = [self.prepare(r) for r in records]
         inflight: list[tuple[OutRecord, Any]] = []
-        attempt = 0
         while True:
-            attempt += 1
             error: BaseException | None = None
             retry: list[OutRecord] = []
-            fatal = False
             try:
                 producer = self.producer
             except BrokerError as exc:  # the factory could not connect (outage)
@@ -290,18 +296,10 @@ class Publisher:
                         continue
                     inflight.append((record, future))
                 error = self._await_acks(producer) or error
-            waiting: list[tuple[OutRecord, Any]] = []
-            for record, future in inflight:
-                if not future.is_done:
-                    waiting.append((record, future))
-                elif future.failed():
-                    failure = future.exception
-                    if is_too_large(failure):
-                        retry.append(self.refused_as_too_large(record, failure))
-                        continue
-                    error = failure
-                    fatal = fatal or not getattr(failure, "retriable", False)
-                    retry.append(record)
+            waiting, again, failure, fatal = self._settle(inflight)
+            retry += again
+            if failure is not None:
+                error = failure
             if not retry and not waiting:
                 self.clock.ok()
                 return True
@@ -316,7 +314,8 @@ class Publisher:
                 # only records it did not get acknowledged are sent again.
                 log.warning("producer in a fatal state; creating a new one error=%s", error)
                 self.close(timeout=_FLUSH_TIMEOUT_S)
-                retry += self._unacknowledged(waiting)
+                still, again, _, _ = self._settle(waiting)
+                retry += again + [record for record, _ in still]
                 waiting = []
             self.on_retry(len(retry))
             if not self.clock.pause():
