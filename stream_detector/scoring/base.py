@@ -6,9 +6,10 @@ the bundle manifest's ``features``; the result is a float64 vector of ``n_rows``
 row is a ``(1, n_features)`` matrix: a 1-D vector is refused rather than guessed at.
 
 Scorers are compiled from fitted scikit-learn models but never need scikit-learn to score: they
-evaluate flat arrays (with numpy; tree walks with numba-compiled code), and round-trip through a payload of plain data
-(:meth:`Scorer.to_payload`, :meth:`Scorer.from_payload`): a JSON-able spec holding the kind and
-scalar parameters, and a mapping of named numpy arrays that loads with ``allow_pickle=False``.
+evaluate flat arrays (with numpy; tree walks with numba-compiled code), and round-trip through
+a payload of plain data (:meth:`Scorer.to_payload`, :meth:`Scorer.from_payload`): a JSON-able
+spec holding the kind and scalar parameters, and a mapping of named numpy arrays that loads
+with ``allow_pickle=False``.
 :func:`scorer_from_payload` rebuilds any scorer from its payload, dispatching on ``spec["kind"]``.
 """
 

@@ -10,8 +10,8 @@ millisecond and more per call. Two walks:
   trees, e.g. isolation trees): a child's position is computed (``2 * position + goes_left``)
   rather than looked up, every tree takes exactly ``depth`` steps with no branch to mispredict,
   and four rows walk side by side so their loads overlap. Below a leaf the padding copies the
-  leaf's value, and its splits (NaN thresholds) always go right. Measured on isolation
-  forests: 2.5 times the node walk at 10,000 rows.
+  leaf's value, and its splits (NaN thresholds) always go right. Measured on an isolation
+  forest of 100 trees: 1.9 times the node walk's speed at 10,000 rows.
 
 NaN follows each split's ``missing_left``. With ``float32_rows`` a split tests
 ``float32(x) <= t``, as scikit-learn's ``DecisionTree`` models do; the thresholds are then
@@ -102,7 +102,6 @@ def _walk_levels(
     i = 0
     while i < n:
         k = min(4, n - i)  # rows walked side by side
-        p0 = p1 = p2 = p3 = 0
         s0 = s1 = s2 = s3 = 0.0
         for t in range(n_trees):
             p0 = p1 = p2 = p3 = 0
