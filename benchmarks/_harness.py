@@ -31,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stream_detector.bundle import write_bundle
-from stream_detector.kafka import free_port
+from stream_detector.devbroker import free_port
 from stream_detector.scoring import IsolationForestScorer, LinearScorer, Scorer
 from stream_detector.simulate import DEFAULT_FEATURES, EVENT_COLUMNS, TransactionSimulator
 

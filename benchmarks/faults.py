@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from stream_detector.cli import main as cli_main  # noqa: E402
-from stream_detector.kafka import EmbeddedBroker  # noqa: E402
+from stream_detector.devbroker import EmbeddedBroker  # noqa: E402
 from tests.faults.attacks import ATTACKS  # noqa: E402
 from tests.faults.harness import (  # noqa: E402
     FaultTopics,

@@ -71,7 +71,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from stream_detector.config import DetectorSettings
-from stream_detector.kafka import EmbeddedBroker
+from stream_detector.devbroker import EmbeddedBroker
 
 _PARTITIONS = 4
 _GOAL_P99_MS = 50.0

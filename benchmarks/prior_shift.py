@@ -43,7 +43,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from stream_detector.bundle import load_bundle, write_bundle
 from stream_detector.config import DetectorSettings, ThresholdMode
-from stream_detector.decide import Decider, Message, Source
+from stream_detector.decide import Decider
+from stream_detector.messages import Message, Source
 from stream_detector.online import OnlineMonitor, prior_corrected
 from stream_detector.scoring import GradientBoostingScorer
 from stream_detector.simulate import DEFAULT_FEATURES, Transactions, TransactionSimulator

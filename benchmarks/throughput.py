@@ -62,7 +62,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from stream_detector.config import DetectorSettings
-from stream_detector.kafka import EmbeddedBroker
+from stream_detector.devbroker import EmbeddedBroker
 
 _POLL_S = 0.1
 _TIMEOUT_S = 600.0

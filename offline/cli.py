@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from offline.config import MODELS, SCORERS, TECHNIQUES, TrainSettings
 from offline.progress import Progress
-from stream_detector.cli import Command
+from stream_detector.command import Command
 from stream_detector.errors import ConfigError
 
 __all__ = ["COMPARE", "EVALUATE", "TRAIN", "CompareCommand", "EvaluateCommand", "TrainCommand"]

@@ -26,9 +26,10 @@ from typing import Any
 
 import orjson
 
-from stream_detector.cli import Command, main
+from stream_detector.cli import main
+from stream_detector.command import Command
+from stream_detector.devbroker import EmbeddedBroker, free_port
 from stream_detector.errors import BrokerError, StreamDetectorError
-from stream_detector.kafka import EmbeddedBroker, free_port
 from stream_detector.simulate import LABEL_COLUMN, TransactionSimulator
 from stream_detector.simulate.output import write_csv
 

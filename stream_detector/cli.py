@@ -1,6 +1,6 @@
 """The ``stream-detector`` command line.
 
-Each subcommand is a :class:`Command`. The serving commands live in this package; the offline
+Each subcommand is a :class:`~stream_detector.command.Command`. The serving commands live in this package; the offline
 commands (``train``, ``compare``, ``evaluate``, ``demo``) are found through the entry-point
 group ``stream_detector.commands``, so this package never imports ``offline``.
 
@@ -12,36 +12,21 @@ Every error a user can cause ends as one line on stderr and exit code 2:
 
 from __future__ import annotations
 
-import abc
 import argparse
 import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import ClassVar, NoReturn
+from typing import NoReturn
 
 from stream_detector import __version__
+from stream_detector.command import Command
 from stream_detector.errors import StreamDetectorError
 
-__all__ = ["Command", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "stream-detector"
 ENTRY_POINT_GROUP = "stream_detector.commands"
-
-
-class Command(abc.ABC):
-    """One subcommand: declares its flags and runs with the parsed namespace."""
-
-    name: ClassVar[str]
-    help: ClassVar[str]
-
-    @abc.abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add this command's flags to ``parser``."""
-
-    @abc.abstractmethod
-    def run(self, args: argparse.Namespace) -> int:
-        """Run the command; return the exit code. Raise a StreamDetectorError on user error."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _builtin_commands() -> list[Command]:
-    from stream_detector.kafka import BrokerCommand
+    from stream_detector.devbroker import BrokerCommand
     from stream_detector.score import ScoreCommand
     from stream_detector.service import ServeCommand
     from stream_detector.simulate.command import SimulateCommand

@@ -18,9 +18,10 @@ from typing import IO
 import orjson
 
 from stream_detector.bundle import load_bundle
-from stream_detector.cli import Command
-from stream_detector.decide import Decider, Message, Source
+from stream_detector.command import Command
+from stream_detector.decide import Decider
 from stream_detector.errors import DataError
+from stream_detector.messages import Message, Source
 
 __all__ = ["ScoreCommand"]
 

@@ -42,15 +42,16 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import ModelBundle, load_bundle
-from stream_detector.cli import Command
+from stream_detector.command import Command
 from stream_detector.config import DetectorSettings
-from stream_detector.decide import BatchOutcome, Decider, Message, Source
+from stream_detector.decide import Decider
 from stream_detector.endpoints import EndpointServer
 from stream_detector.errors import BrokerError
 from stream_detector.kafka.clients import make_consumer
-from stream_detector.kafka.delivery import Delivery, Phase, make_delivery
+from stream_detector.kafka.delivery import Delivery, Phase
+from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.publish import OutRecord, batch_records
-from stream_detector.kafka.redact import install_secret_filter
+from stream_detector.messages import BatchOutcome, Message, Source
 from stream_detector.metrics import DetectorMetrics, observe_many
 from stream_detector.online import (
     ADMIN_PATH,
@@ -60,6 +61,7 @@ from stream_detector.online import (
     cold_start_bundle,
     reload_config,
 )
+from stream_detector.redact import install_secret_filter
 
 __all__ = ["GC_THRESHOLDS", "Detector", "ServeCommand", "tune_gc"]
 

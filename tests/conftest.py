@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 if TYPE_CHECKING:
-    from stream_detector.kafka import EmbeddedBroker
+    from stream_detector.devbroker import EmbeddedBroker
 
 # kafka-python 3.0 loads its protocol schemas with importlib.resources' legacy functions,
 # deprecated since Python 3.11; with warnings as errors its first import would fail.
@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker() -> Iterator[EmbeddedBroker]:
     """One embedded broker on a free port for the whole session."""
     # Imported here, not at the top: pytest_configure must install the warning filter first.
-    from stream_detector.kafka import EmbeddedBroker
+    from stream_detector.devbroker import EmbeddedBroker
 
     with EmbeddedBroker() as running:
         yield running

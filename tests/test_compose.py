@@ -24,7 +24,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stream_detector.config import DetectorSettings, MetricsSettings, TopicSettings
-from stream_detector.kafka import DEFAULT_TOPICS
+from stream_detector.devbroker import DEFAULT_TOPICS
 from stream_detector.metrics import DetectorMetrics
 
 ROOT = Path(__file__).resolve().parents[1]

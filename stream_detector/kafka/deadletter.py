@@ -1,6 +1,6 @@
 """Dead letters: the original key and value, unchanged, with headers saying why.
 
->>> from stream_detector.decide import Message, Source
+>>> from stream_detector.messages import Message, Source
 >>> from stream_detector.errors import EventError
 >>> msg = Message(b"k", b"not json", Source("events", 2, 41))
 >>> [(k, v) for k, v in dead_letter_headers(msg, EventError("not_json", "bad"))]
@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from stream_detector.decide import Message
 from stream_detector.errors import EventError
+from stream_detector.messages import Message
 
 __all__ = ["DEAD_LETTER_HEADERS", "dead_letter_headers"]
 

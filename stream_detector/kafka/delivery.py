@@ -45,7 +45,6 @@ __all__ = [
     "DeliveryMetrics",
     "Phase",
     "ReplayReason",
-    "make_delivery",
 ]
 
 log = logging.getLogger(__name__)
@@ -294,21 +293,3 @@ def _connections(consumer: KafkaConsumer) -> float | None:
     except KafkaError:
         return None
     return float(value) if value is not None else None
-
-
-def make_delivery(
-    settings: DetectorSettings,
-    *,
-    registry: CollectorRegistry,
-    stop: threading.Event,
-    on_phase: Callable[[Phase], None] = lambda phase: None,
-) -> Delivery:
-    """The delivery for ``settings.processing_guarantee``."""
-    # The implementations build on Delivery: imported here, not at the top.
-    if settings.processing_guarantee == "exactly_once":
-        from stream_detector.kafka.transactions import ExactlyOnceDelivery
-
-        return ExactlyOnceDelivery(settings, registry=registry, stop=stop, on_phase=on_phase)
-    from stream_detector.kafka.at_least_once import AtLeastOnceDelivery
-
-    return AtLeastOnceDelivery(settings, registry=registry, stop=stop, on_phase=on_phase)

@@ -19,7 +19,7 @@ size, and one the broker still refuses as too large is cut to 1 KiB and then to 
 ``source.value_sha256`` (of the original bytes), so the original can be found and checked
 in the events topic at ``source.partition``/``source.offset``.
 
->>> from stream_detector.decide import Source
+>>> from stream_detector.messages import Source
 >>> record = OutRecord("dead_letter", "events.dlq", b"k", b"0123456789", source=Source("e", 0, 7))
 >>> cut = truncate_dead_letter(record, 4)
 >>> cut.value, [(k, v) for k, v in cut.headers]
@@ -41,10 +41,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from stream_detector.config import TopicSettings
-from stream_detector.decide import BatchOutcome, Source
 from stream_detector.errors import BrokerError
 from stream_detector.kafka.deadletter import DEAD_LETTER_HEADERS, dead_letter_headers
 from stream_detector.kafka.retry import OutageClock
+from stream_detector.messages import BatchOutcome, Source
 
 __all__ = [
     "TRUNCATION_HEADERS",

@@ -29,9 +29,9 @@ from typing import Any
 
 from stream_detector.bundle import ModelBundle
 from stream_detector.config import DetectorSettings, ThresholdMode
-from stream_detector.decide import BatchOutcome, DeadLetter, Message
 from stream_detector.errors import ConfigError, EventError
 from stream_detector.events import LabelMessage
+from stream_detector.messages import BatchOutcome, DeadLetter, Message
 from stream_detector.metrics import DetectorMetrics
 from stream_detector.online.coldstart import HalfSpaceTreesScorer
 from stream_detector.online.drift import DriftMonitor

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any, get_args
 
-from stream_detector.cli import Command
+from stream_detector.command import Command
 from stream_detector.errors import ConfigError
 from stream_detector.simulate.generator import Preset, TransactionSimulator
 from stream_detector.simulate.output import FileFormat, infer_format, write_csv, write_jsonl

@@ -393,7 +393,7 @@ class ServeProcess:
         metrics_port: int = 0,
         extra_args: Sequence[str] = (),
     ) -> None:
-        from stream_detector.kafka import free_port
+        from stream_detector.devbroker import free_port
 
         self.metrics_port = metrics_port or free_port()
         serve = [

@@ -312,7 +312,7 @@ def run_outage_scenario(
     goes unseen, then thawed for the outage). At the end the second broker is stopped for
     good: ``serve`` must give up after ``give_up_after_s`` with exit code 2 and one line.
     """
-    from stream_detector.kafka import EmbeddedBroker, free_port
+    from stream_detector.devbroker import EmbeddedBroker, free_port
 
     started = time.monotonic()
     port = free_port()

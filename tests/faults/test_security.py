@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stream_detector.kafka import free_port
+from stream_detector.devbroker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import orjson
 import pytest
 
 from stream_detector.bundle import load_bundle
-from stream_detector.decide import Decider, Message, Source
+from stream_detector.decide import Decider
 from stream_detector.errors import ConfigError
+from stream_detector.messages import Message, Source
 
 from .conftest import training_data
 

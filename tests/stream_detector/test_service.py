@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import load_bundle
 from stream_detector.config import DetectorSettings
-from stream_detector.decide import Decider, Message, Source
-from stream_detector.kafka import free_port
+from stream_detector.decide import Decider
+from stream_detector.devbroker import free_port
+from stream_detector.messages import Message, Source
 from stream_detector.service import Detector
 
 from .conftest import training_data

@@ -12,9 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_detector.config import TopicSettings
-from stream_detector.decide import BatchOutcome, DeadLetter, Message, Source
+from stream_detector.devbroker.embedded import EmbeddedBroker, free_port
 from stream_detector.errors import BrokerError, EventError
-from stream_detector.kafka.broker import EmbeddedBroker, free_port
 from stream_detector.kafka.publish import (
     OutRecord,
     Publisher,
@@ -23,6 +22,7 @@ from stream_detector.kafka.publish import (
     truncate_dead_letter,
 )
 from stream_detector.kafka.retry import OutageClock
+from stream_detector.messages import BatchOutcome, DeadLetter, Message, Source
 
 TOPICS = TopicSettings(decisions="d", alerts="a", dead_letter="q")
 

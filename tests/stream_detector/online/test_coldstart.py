@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stream_detector.decide import Decider, Message, Source
+from stream_detector.decide import Decider
 from stream_detector.errors import BundleError, ConfigError
+from stream_detector.messages import Message, Source
 from stream_detector.online import HalfSpaceTreesScorer, cold_start_bundle
 from stream_detector.scoring import scorer_from_payload
 

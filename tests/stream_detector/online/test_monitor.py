@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import load_bundle
 from stream_detector.config import DetectorSettings
-from stream_detector.decide import Decider, Message, Source
+from stream_detector.decide import Decider
 from stream_detector.errors import ConfigError
+from stream_detector.messages import Message, Source
 from stream_detector.metrics import DetectorMetrics
 from stream_detector.online import OnlineMonitor, cold_start_bundle, reference_prior
 

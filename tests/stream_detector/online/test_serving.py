@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import load_bundle
 from stream_detector.config import DetectorSettings
-from stream_detector.kafka import free_port
+from stream_detector.devbroker import free_port
 from stream_detector.online import corrected_threshold
 from stream_detector.service import Detector
 

@@ -10,8 +10,8 @@ import orjson
 import pandas as pd
 import pytest
 
+from stream_detector.devbroker.embedded import free_port
 from stream_detector.errors import BrokerError, ConfigError
-from stream_detector.kafka.broker import free_port
 from stream_detector.simulate import (
     ALL_COLUMNS,
     EVENT_COLUMNS,

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from stream_detector.devbroker import EmbeddedBroker
 from stream_detector.errors import ConfigError
-from stream_detector.kafka import EmbeddedBroker
 from stream_detector.simulate import TransactionSimulator
 from stream_detector.simulate.command import SimulateCommand
 from stream_detector.simulate.producer import produce_stream

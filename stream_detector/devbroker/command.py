@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import ClassVar
 
-from stream_detector.cli import Command
+from stream_detector.command import Command
 from stream_detector.config import TopicSettings
+from stream_detector.devbroker.embedded import EmbeddedBroker
 from stream_detector.errors import BrokerError, ConfigError
-from stream_detector.kafka.broker import EmbeddedBroker
 
 __all__ = ["DEFAULT_TOPICS", "BrokerCommand", "format_topic_spec", "parse_topic_spec"]
 

@@ -21,15 +21,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream_detector.errors import BrokerError, ConfigError
-from stream_detector.kafka import (
+from stream_detector.devbroker import (
     DEFAULT_TOPICS,
     EmbeddedBroker,
     format_topic_spec,
     free_port,
     parse_topic_spec,
 )
-from stream_detector.kafka import broker as broker_module
+from stream_detector.devbroker import embedded as broker_module
+from stream_detector.errors import BrokerError, ConfigError
 
 
 def _accepts(port: int) -> bool:
@@ -266,7 +266,7 @@ def test_default_topics_are_the_contract_topics() -> None:
 
 _RUN_COMMAND = """
 import argparse, sys
-from stream_detector.kafka import BrokerCommand
+from stream_detector.devbroker import BrokerCommand
 parser = argparse.ArgumentParser()
 BrokerCommand().add_arguments(parser)
 sys.exit(BrokerCommand().run(parser.parse_args(sys.argv[1:])))

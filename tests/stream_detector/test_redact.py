@@ -7,7 +7,7 @@ from kafka.net.sasl.plain import SaslMechanismPlain
 from kafka.protocol.sasl import SaslAuthenticateRequest
 
 from stream_detector.config import DetectorSettings
-from stream_detector.kafka.redact import SecretFilter, install_secret_filter, settings_secrets
+from stream_detector.redact import SecretFilter, install_secret_filter, settings_secrets
 
 PASSWORD = "pä55-wörd:7c1"
 

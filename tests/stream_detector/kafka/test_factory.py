@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.config import DetectorSettings
 from stream_detector.kafka.at_least_once import AtLeastOnceDelivery
-from stream_detector.kafka.delivery import make_delivery
+from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.publish import OutRecord
 from stream_detector.kafka.transactions import ExactlyOnceDelivery, default_transactional_id
 
