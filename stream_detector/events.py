@@ -39,8 +39,10 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from stream_detector.errors import EventError
+from stream_detector.rejection import rejection
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -150,10 +152,7 @@ class _NotPlain(Exception):
     """The fast path of :meth:`EventParser.parse_many` declines a message."""
 
 
-_FEATURE_ERRORS = {
-    "missing": "missing_feature",
-    "finite_number": "non_finite",
-}
+_IDENTIFIERS = frozenset({"event_id", "entity_id"})
 
 
 def check_size(value: bytes | None, max_bytes: int, what: str) -> bytes:
@@ -330,27 +329,23 @@ class EventParser:
         return merged
 
     def _event_error(self, exc: ValidationError, value: bytes) -> EventError:
-        err = exc.errors(include_url=False)[0]
-        kind = err["type"]
-        loc = err["loc"]
-        if kind == "json_invalid":
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError as ude:
-                return EventError("not_utf8", f"message is not valid UTF-8: {ude.reason}")
-            return EventError("not_json", f"message is not JSON: {err['msg']}")
-        if kind in ("model_type", "model_attributes_type"):
-            return EventError("not_object", "message is not a JSON object")
-        field = str(loc[0]) if loc else ""
-        if field in ("event_id", "entity_id"):
-            return EventError("bad_identifier", f"{field}: {err['msg']}")
-        if field == "timestamp":
-            return EventError("bad_timestamp", f"timestamp: {err['msg']}")
-        name = self._alias.get(field, field)
-        reason = _FEATURE_ERRORS.get(kind, "non_numeric")
-        if reason == "missing_feature":
-            return EventError(reason, f"feature {name!r} is missing")
-        return EventError(reason, f"feature {name!r}: {err['msg']}")
+        return rejection(
+            exc,
+            value,
+            what="message",
+            identifiers=_IDENTIFIERS,
+            missing=self._missing_feature,
+            invalid=self._invalid_feature,
+        )
+
+    def _missing_feature(self, field: str) -> EventError:
+        return EventError(
+            "missing_feature", f"feature {self._alias.get(field, field)!r} is missing"
+        )
+
+    def _invalid_feature(self, field: str, err: ErrorDetails) -> EventError:
+        reason = "non_finite" if err["type"] == "finite_number" else "non_numeric"
+        return EventError(reason, f"feature {self._alias.get(field, field)!r}: {err['msg']}")
 
 
 class LabelMessage(BaseModel):

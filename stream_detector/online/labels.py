@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from stream_detector.errors import EventError
 from stream_detector.events import (
@@ -33,6 +34,7 @@ from stream_detector.events import (
     check_size,
     parse_timestamp,
 )
+from stream_detector.rejection import rejection
 
 __all__ = ["LabelParser", "LabelReason"]
 
@@ -80,22 +82,16 @@ class LabelParser:
 
 
 def _label_error(exc: ValidationError, value: bytes) -> EventError:
-    err = exc.errors(include_url=False)[0]
-    kind, loc = err["type"], err["loc"]
-    if kind == "json_invalid":
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError as ude:
-            return EventError("not_utf8", f"label message is not valid UTF-8: {ude.reason}")
-        return EventError("not_json", f"label message is not JSON: {err['msg']}")
-    if kind in ("model_type", "model_attributes_type"):
-        return EventError("not_object", "label message is not a JSON object")
-    field = str(loc[0]) if loc else ""
-    if kind == "missing":
-        return EventError("missing_field", f"label message has no {field!r}")
-    if field == "label":
-        shown = repr(err.get("input"))[:_MAX_SHOWN]
-        return EventError("bad_label", f"label: expected 0 or 1; got {shown}")
-    if field == "timestamp":
-        return EventError("bad_timestamp", f"timestamp: {err['msg']}")
-    return EventError("bad_identifier", f"{field}: {err['msg']}")
+    return rejection(
+        exc,
+        value,
+        what="label message",
+        identifiers=("event_id",),
+        missing=lambda field: EventError("missing_field", f"label message has no {field!r}"),
+        invalid=_bad_label,
+    )
+
+
+def _bad_label(field: str, err: ErrorDetails) -> EventError:
+    shown = repr(err.get("input"))[:_MAX_SHOWN]
+    return EventError("bad_label", f"{field}: expected 0 or 1; got {shown}")
