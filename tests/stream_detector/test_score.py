@@ -1,9 +1,11 @@
+"""The ``score`` command: events in JSON Lines to decisions, in order; its user errors."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 
 from stream_detector.bundle import load_bundle
@@ -12,38 +14,12 @@ from stream_detector.cli import main
 from .conftest import training_data
 
 
-def write_events(path: Path, X: np.ndarray, extra_lines: dict[int, bytes] | None = None) -> None:
-    lines = [
-        orjson.dumps({"event_id": f"tx-{i}", "amount": a, "hour_of_day": h, "distance": d})
-        for i, (a, h, d) in enumerate(X.tolist())
-    ]
-    for pos, line in sorted((extra_lines or {}).items()):
-        lines.insert(pos, line)
-    path.write_bytes(b"\n".join(lines) + b"\n")
-
-
-def read_decisions(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def test_score_writes_one_decision_per_event_in_order(bundle_dir: Path, tmp_path: Path) -> None:
+def test_score_writes_one_decision_per_event_in_order(
+    bundle_dir: Path, score_events: Callable[..., tuple[int, list[dict]]]
+) -> None:
     X, _ = training_data(500, seed=11)
-    write_events(tmp_path / "in.jsonl", X)
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(bundle_dir),
-                "--input",
-                str(tmp_path / "in.jsonl"),
-                "--output",
-                str(tmp_path / "out.jsonl"),
-            ]
-        )
-        == 0
-    )
-    out = read_decisions(tmp_path / "out.jsonl")
+    code, out = score_events(X)
+    assert code == 0
     assert [d["event_id"] for d in out] == [f"tx-{i}" for i in range(500)]
     expected = load_bundle(bundle_dir).score(X)
     np.testing.assert_allclose([d["score"] for d in out], expected, rtol=0, atol=1e-12)
@@ -51,69 +27,24 @@ def test_score_writes_one_decision_per_event_in_order(bundle_dir: Path, tmp_path
     assert all(("reasons" in d) == d["flagged"] for d in out)
 
 
-def test_score_threshold_flag(bundle_dir: Path, tmp_path: Path) -> None:
+def test_score_threshold_flag(score_events: Callable[..., tuple[int, list[dict]]]) -> None:
     X, _ = training_data(20, seed=1)
-    write_events(tmp_path / "in.jsonl", X)
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(bundle_dir),
-                "--input",
-                str(tmp_path / "in.jsonl"),
-                "--output",
-                str(tmp_path / "out.jsonl"),
-                "--threshold",
-                "1",
-            ]
-        )
-        == 0
-    )
-    assert {d["threshold"] for d in read_decisions(tmp_path / "out.jsonl")} == {1.0}
+    code, out = score_events(X, "--threshold", "1")
+    assert code == 0
+    assert {d["threshold"] for d in out} == {1.0}
 
 
 def test_invalid_lines_are_reported_and_skipped(
-    bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    score_events: Callable[..., tuple[int, list[dict]]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     X, _ = training_data(3, seed=1)
-    write_events(tmp_path / "in.jsonl", X, {1: b'{"amount": "x"}'})
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(bundle_dir),
-                "--input",
-                str(tmp_path / "in.jsonl"),
-                "--output",
-                str(tmp_path / "out.jsonl"),
-            ]
-        )
-        == 0
-    )
-    assert [d["event_id"] for d in read_decisions(tmp_path / "out.jsonl")] == [
-        "tx-0",
-        "tx-1",
-        "tx-2",
-    ]
+    invalid = {1: b'{"amount": "x"}'}
+    code, out = score_events(X, extra_lines=invalid)
+    assert code == 0
+    assert [d["event_id"] for d in out] == ["tx-0", "tx-1", "tx-2"]
     err = capsys.readouterr().err
     assert "line 2: missing_feature" in err or "line 2: non_numeric" in err
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(bundle_dir),
-                "--input",
-                str(tmp_path / "in.jsonl"),
-                "--output",
-                str(tmp_path / "out.jsonl"),
-                "--strict",
-            ]
-        )
-        == 2
-    )
+    assert score_events(X, "--strict", extra_lines=invalid)[0] == 2
 
 
 @pytest.mark.parametrize(
