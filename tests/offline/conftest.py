@@ -88,3 +88,34 @@ def make_data() -> Callable[..., pd.DataFrame]:
 def make_settings() -> Callable[..., TrainSettings]:
     """:func:`fast_settings`: ``make_settings(**overrides) -> TrainSettings``."""
     return fast_settings
+
+
+def cli_argv(command: str, **options: object) -> list[str]:
+    """The command line ``[command, --name, value, ...]``: ``name_part=value`` is
+    ``--name-part value``, ``name=True`` the bare flag ``--name``, ``name=None`` left out.
+
+    >>> cli_argv("train", data="d.csv", threshold_policy="recall:0.8", quiet=True, out=None)
+    ['train', '--data', 'd.csv', '--threshold-policy', 'recall:0.8', '--quiet']
+    """
+    argv = [command]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``run_cli(command, **options) -> (exit code, stdout, stderr)``: the command line of
+    :func:`cli_argv`, run in-process through the real entry point."""
+    from stream_detector.cli import main
+
+    def run(command: str, **options: object) -> tuple[int, str, str]:
+        code = main(cli_argv(command, **options))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

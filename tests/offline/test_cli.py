@@ -1,4 +1,5 @@
-"""The train, compare and evaluate commands, run in-process through the real entry point."""
+"""The train, compare and evaluate commands, run in-process through the real entry point: their
+user errors, and their quality on real data (River's Statlog Shuttle set)."""
 
 from __future__ import annotations
 
@@ -8,54 +9,42 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 
 from stream_detector.bundle import load_bundle
-from stream_detector.cli import main
-
-FAST = ["--folds", "3", "--seed", "1"]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def fast_config(tmp_path: Path) -> Path:
-    path = tmp_path / "train.yaml"
-    path.write_text(
+@pytest.fixture
+def fast(tmp_path: Path, data_csv: Path) -> dict[str, object]:
+    """The options every fast run on ``data_csv`` shares: its label, small models, 3 folds."""
+    config = tmp_path / "train.yaml"
+    config.write_text(
         "hgb: {max_iter: 20, early_stopping: false}\nanomaly: {n_estimators: 15}\n"
         "hybrid: {inner_splits: 2}\nevaluation: {precision_at_k: 20}\n"
     )
-    return path
+    return {"data": data_csv, "label": "is_fraud", "config": config, "folds": 3, "seed": 1}
+
+
+@pytest.fixture
+def train_fast(
+    run_cli: Callable[..., tuple[int, str, str]], fast: dict[str, object], tmp_path: Path
+) -> Callable[..., tuple[int, str, str]]:
+    """``train_fast(**options) -> (exit code, stdout, stderr)``: ``train`` with the
+    :func:`fast` options into ``tmp_path / "model"``."""
+
+    def train(**options: object) -> tuple[int, str, str]:
+        return run_cli("train", **fast, out=tmp_path / "model", **options)
+
+    return train
 
 
 def test_train_then_evaluate_with_report(
-    capsys: pytest.CaptureFixture[str],
+    train_fast: Callable[..., tuple[int, str, str]],
+    run_cli: Callable[..., tuple[int, str, str]],
     tmp_path: Path,
-    data_csv: Path,
     make_data: Callable[..., pd.DataFrame],
 ) -> None:
-    config = str(fast_config(tmp_path))
-    code, out, err = run(
-        capsys,
-        "train",
-        "--data",
-        str(data_csv),
-        "--label",
-        "is_fraud",
-        "--out",
-        str(tmp_path / "model"),
-        "--config",
-        config,
-        "--technique",
-        "smote",
-        "--scorer",
-        "hybrid",
-        "--threshold-policy",
-        "recall:0.8",
-        *FAST,
-    )
+    code, out, err = train_fast(technique="smote", scorer="hybrid", threshold_policy="recall:0.8")
     assert code == 0, err
     assert "trained hybrid/logistic smote on 400 rows" in out
     assert "[1/1] hybrid/logistic smote  PR-AUC" in err
@@ -68,17 +57,12 @@ def test_train_then_evaluate_with_report(
     assert manifest.model_dump()["train_settings"]["seed"] == 1
 
     make_data(300, seed=12).to_csv(tmp_path / "new.csv", index=False)
-    code, out, err = run(
-        capsys,
+    code, out, err = run_cli(
         "evaluate",
-        "--model",
-        str(tmp_path / "model"),
-        "--data",
-        str(tmp_path / "new.csv"),
-        "--label",
-        "is_fraud",
-        "--report",
-        str(tmp_path / "report"),
+        model=tmp_path / "model",
+        data=tmp_path / "new.csv",
+        label="is_fraud",
+        report=tmp_path / "report",
     )
     assert code == 0, err
     assert "PR-AUC" in out
@@ -95,24 +79,14 @@ def test_train_then_evaluate_with_report(
 
 
 def test_compare_prints_a_sorted_table_and_writes_the_report(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, data_csv: Path
+    run_cli: Callable[..., tuple[int, str, str]], fast: dict[str, object], tmp_path: Path
 ) -> None:
-    code, out, err = run(
-        capsys,
+    code, out, err = run_cli(
         "compare",
-        "--data",
-        str(data_csv),
-        "--label",
-        "is_fraud",
-        "--config",
-        str(fast_config(tmp_path)),
-        "--techniques",
-        "none,random_under",
-        "--models",
-        "logistic",
-        "--report",
-        str(tmp_path / "cmp"),
-        *FAST,
+        **fast,
+        techniques="none,random_under",
+        models="logistic",
+        report=tmp_path / "cmp",
     )
     assert code == 0, err
     rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())
@@ -136,51 +110,17 @@ def test_compare_prints_a_sorted_table_and_writes_the_report(
     for png in ("pr_curves.png", "score_distributions.png", "threshold_curves.png"):
         assert f"]({png})" in report
         assert (tmp_path / "cmp" / png).stat().st_size > 1000
-    code, out, err = run(
-        capsys,
-        "compare",
-        "--data",
-        str(data_csv),
-        "--label",
-        "is_fraud",
-        "--config",
-        str(fast_config(tmp_path)),
-        "--techniques",
-        "none",
-        "--models",
-        "logistic",
-        "--scorers",
-        "classifier",
-        "--quiet",
-        *FAST,
+    code, out, err = run_cli(
+        "compare", **fast, techniques="none", models="logistic", scorers="classifier", quiet=True
     )
     assert code == 0
     assert err == ""
 
 
 def test_train_auto_with_a_scorer_restricts_the_search(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, data_csv: Path
+    train_fast: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:
-    code, _out, err = run(
-        capsys,
-        "train",
-        "--data",
-        str(data_csv),
-        "--label",
-        "is_fraud",
-        "--out",
-        str(tmp_path / "model"),
-        "--config",
-        str(fast_config(tmp_path)),
-        "--technique",
-        "auto",
-        "--scorer",
-        "classifier",
-        "--model",
-        "hgb",
-        "--quiet",
-        *FAST,
-    )
+    code, _out, err = train_fast(technique="auto", scorer="classifier", model="hgb", quiet=True)
     assert code == 0, err
     manifest = load_bundle(tmp_path / "model").manifest.model_dump()
     assert manifest["scorer"] == "classifier"
@@ -189,134 +129,82 @@ def test_train_auto_with_a_scorer_restricts_the_search(
     assert len(manifest["comparison"]) == 8
 
 
+USUAL: dict[str, dict[str, object]] = {
+    "train": {"data": "{csv}", "label": "is_fraud", "out": "{d}/m"},
+    "compare": {"data": "{csv}", "label": "is_fraud"},
+    "evaluate": {"model": "{d}", "data": "{csv}", "label": "is_fraud"},
+}
+"""The options of each command in the user-error cases, unless a case says otherwise."""
+
+
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("command", "options", "message"),
     [
+        ("train", {"data": "{d}/none.csv"}, "data file {d}/none.csv does not exist"),
+        ("train", {"label": "fraud"}, "label column 'fraud' is not in data file"),
         (
-            ["train", "--data", "{d}/none.csv", "--label", "is_fraud", "--out", "{d}/m"],
-            "data file {d}/none.csv does not exist",
-        ),
-        (
-            ["train", "--data", "{csv}", "--label", "fraud", "--out", "{d}/m"],
-            "label column 'fraud' is not in data file",
-        ),
-        (
-            ["train", "--data", "{csv}", "--label", "amount", "--out", "{d}/m"],
+            "train",
+            {"label": "amount"},
             "label column 'amount' must hold only 0 and 1; found values",
         ),
         (
-            [
-                "train",
-                "--data",
-                "{csv}",
-                "--label",
-                "is_fraud",
-                "--out",
-                "{d}/m",
-                "--threshold-policy",
-                "precision:2",
-            ],
+            "train",
+            {"threshold_policy": "precision:2"},
             "config key 'threshold_policy': Value error, threshold policy 'precision:2': P must be",
         ),
         (
-            [
-                "train",
-                "--data",
-                "{csv}",
-                "--label",
-                "is_fraud",
-                "--out",
-                "{d}/m",
-                "--technique",
-                "smote",
-                "--scorer",
-                "anomaly",
-            ],
+            "train",
+            {"technique": "smote", "scorer": "anomaly"},
             "technique 'smote' does not apply to the anomaly scorer",
         ),
         (
-            [
-                "train",
-                "--data",
-                "{csv}",
-                "--label",
-                "is_fraud",
-                "--out",
-                "{d}/m",
-                "--config",
-                "{d}/bad.yaml",
-            ],
+            "train",
+            {"config": "{d}/bad.yaml"},
             "config {d}/bad.yaml: unknown key 'validation.folds'",
         ),
         (
-            ["train", "--data", "{csv}", "--label", "is_fraud", "--out", "{d}/m", "--folds", "500"],
+            "train",
+            {"folds": "500"},
             "config key 'validation.n_splits': Input should be less than or equal to 50",
         ),
         (
-            [
-                "train",
-                "--data",
-                "{csv}",
-                "--label",
-                "is_fraud",
-                "--out",
-                "{d}/m",
-                "--sampling-strategy",
-                "0.01",
-                "--technique",
-                "random_under",
-            ],
+            "train",
+            {"sampling_strategy": "0.01", "technique": "random_under"},
             "resampling.sampling_strategy=0.01 is below the minority/majority ratio",
         ),
+        ("train", {"technique": "bogus"}, "argument --technique: invalid choice: 'bogus'"),
+        ("train", {"out": None}, "the following arguments are required: --out"),
         (
-            [
-                "train",
-                "--data",
-                "{csv}",
-                "--label",
-                "is_fraud",
-                "--technique",
-                "bogus",
-                "--out",
-                "{d}/m",
-            ],
-            "argument --technique: invalid choice: 'bogus'",
-        ),
-        (
-            ["train", "--data", "{csv}", "--label", "is_fraud"],
-            "the following arguments are required: --out",
-        ),
-        (
-            ["compare", "--data", "{csv}", "--label", "is_fraud", "--scorers", "svm"],
+            "compare",
+            {"scorers": "svm"},
             "--scorers must be a comma-separated subset of classifier,anomaly,hybrid; got 'svm'",
         ),
         (
-            ["compare", "--data", "{text}", "--label", "is_fraud"],
+            "compare",
+            {"data": "{text}"},
             "feature columns must be numeric; not numeric: ['merchant']",
         ),
-        (
-            ["evaluate", "--model", "{d}/none", "--data", "{csv}", "--label", "is_fraud"],
-            "model bundle {d}/none is not a directory",
-        ),
-        (
-            ["evaluate", "--model", "{d}", "--data", "{csv}", "--label", "is_fraud", "--k", "0"],
-            "--k must be >= 1; got 0",
-        ),
+        ("evaluate", {"model": "{d}/none"}, "model bundle {d}/none is not a directory"),
+        ("evaluate", {"k": "0"}, "--k must be >= 1; got 0"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(
-    capsys: pytest.CaptureFixture[str],
+    run_cli: Callable[..., tuple[int, str, str]],
     tmp_path: Path,
     data_csv: Path,
     make_data: Callable[..., pd.DataFrame],
-    argv: list[str],
+    command: str,
+    options: dict[str, object],
     message: str,
 ) -> None:
     (tmp_path / "bad.yaml").write_text("validation:\n  folds: 3\n")
     text = tmp_path / "text.csv"
     make_data(50).assign(merchant="shop").to_csv(text, index=False)
     subst = {"d": str(tmp_path), "csv": str(data_csv), "text": str(text)}
-    code, _out, err = run(capsys, *[a.format(**subst) for a in argv])
+    options = {**USUAL[command], **options}
+    code, _out, err = run_cli(
+        command, **{k: v.format(**subst) if isinstance(v, str) else v for k, v in options.items()}
+    )
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -324,3 +212,51 @@ def test_user_errors_exit_2_with_one_line(
     assert "error: " in lines[0]
     assert message.format(**subst) in lines[0]
     assert not (tmp_path / "m").exists()
+
+
+# -- on real data: River's Statlog Shuttle set, trained and evaluated through the command line --
+
+
+@pytest.fixture(scope="module")
+def shuttle_split(shuttle_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stratified 8,000-row sample, 70% to train on and 30% held out."""
+    sample, _ = train_test_split(
+        shuttle_frame, train_size=8000, stratify=shuttle_frame["anomaly"], random_state=0
+    )
+    train, test = train_test_split(
+        sample, test_size=0.3, stratify=sample["anomaly"], random_state=0
+    )
+    root = tmp_path_factory.mktemp("shuttle")
+    train.to_csv(root / "train.csv", index=False)
+    test.to_parquet(root / "test.parquet", index=False)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("options", "floor"),
+    [
+        ({}, 0.85),  # the defaults: class weights + logistic regression
+        ({"model": "hgb", "technique": "smote"}, 0.97),
+    ],
+)
+def test_shuttle_held_out_pr_auc(
+    run_cli: Callable[..., tuple[int, str, str]],
+    shuttle_split: Path,
+    options: dict[str, str],
+    floor: float,
+) -> None:
+    root = shuttle_split
+    name = "-".join(options.values())
+    model, report = root / f"model-{name}", root / f"report-{name}"
+    data, label = root / "train.csv", "anomaly"
+    assert run_cli("train", data=data, label=label, out=model, quiet=True, **options)[0] == 0
+    held_out = root / "test.parquet"
+    assert run_cli("evaluate", model=model, data=held_out, label=label, report=report)[0] == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    positive_rate = metrics["positives"] / metrics["n"]
+    assert metrics["n"] == 2400
+    assert 0.06 < positive_rate < 0.08
+    # Well above the positive rate (what a random ranking scores).
+    assert metrics["pr_auc"] > floor > 10 * positive_rate
+    assert metrics["recall"] > 0.8
+    assert metrics["precision"] > 0.8
