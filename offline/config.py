@@ -19,7 +19,7 @@ stream_detector.errors.ConfigError: config: unknown key 'validation.n_split'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -51,18 +51,7 @@ Technique = Literal[
     "smote_tomek",
 ]
 """How the class imbalance is handled while fitting the classifier."""
-
-TechniqueChoice = Literal[
-    "none",
-    "class_weight",
-    "random_over",
-    "random_under",
-    "smote",
-    "borderline_smote",
-    "adasyn",
-    "smote_tomek",
-    "auto",
-]
+TechniqueChoice = Literal[Technique, "auto"]
 """A technique, or ``auto``: compare the candidates and train the winner."""
 ScorerKind = Literal["classifier", "anomaly", "hybrid"]
 ClassifierModel = Literal["logistic", "hgb"]
@@ -71,18 +60,9 @@ ConstantPolicy = Literal["drop", "refuse"]
 SplitMethod = Literal["auto", "stratified", "time"]
 SelectionRule = Literal["one_se", "best"]
 
-TECHNIQUES: tuple[Technique, ...] = (
-    "none",
-    "class_weight",
-    "random_over",
-    "random_under",
-    "smote",
-    "borderline_smote",
-    "adasyn",
-    "smote_tomek",
-)
-SCORERS: tuple[ScorerKind, ...] = ("classifier", "anomaly", "hybrid")
-MODELS: tuple[ClassifierModel, ...] = ("logistic", "hgb")
+TECHNIQUES: tuple[Technique, ...] = get_args(Technique)
+SCORERS: tuple[ScorerKind, ...] = get_args(ScorerKind)
+MODELS: tuple[ClassifierModel, ...] = get_args(ClassifierModel)
 
 
 class _Section(BaseModel):
