@@ -22,68 +22,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from offline.compare import Candidate, CandidateResult, Comparison, run_compare
-    from offline.config import TrainSettings
-    from offline.data import Dataset, load_dataset
-    from offline.evaluation import BundleEvaluation, Metrics, evaluate_bundle, evaluate_scores
-    from offline.models import Detector
-    from offline.report import write_compare_report, write_evaluation_report
-    from offline.thresholds import ThresholdChoice, ThresholdPolicy, choose_threshold, parse_policy
-    from offline.train import TrainResult, train_model
-    from offline.validation import Fold, cross_val_scores, make_folds
-
-__all__ = [
-    "BundleEvaluation",
-    "Candidate",
-    "CandidateResult",
-    "Comparison",
-    "Dataset",
-    "Detector",
-    "Fold",
-    "Metrics",
-    "ThresholdChoice",
-    "ThresholdPolicy",
-    "TrainResult",
-    "TrainSettings",
-    "choose_threshold",
-    "cross_val_scores",
-    "evaluate_bundle",
-    "evaluate_scores",
-    "load_dataset",
-    "make_folds",
-    "parse_policy",
-    "run_compare",
-    "train_model",
-    "write_compare_report",
-    "write_evaluation_report",
-]
-
-_HOME = {
-    "Candidate": "compare",
-    "CandidateResult": "compare",
-    "Comparison": "compare",
-    "run_compare": "compare",
-    "TrainSettings": "config",
-    "Dataset": "data",
-    "load_dataset": "data",
-    "BundleEvaluation": "evaluation",
-    "Metrics": "evaluation",
-    "evaluate_bundle": "evaluation",
-    "evaluate_scores": "evaluation",
-    "Detector": "models",
-    "write_compare_report": "report",
-    "write_evaluation_report": "report",
-    "ThresholdChoice": "thresholds",
-    "ThresholdPolicy": "thresholds",
-    "choose_threshold": "thresholds",
-    "parse_policy": "thresholds",
-    "TrainResult": "train",
-    "train_model": "train",
-    "Fold": "validation",
-    "cross_val_scores": "validation",
-    "make_folds": "validation",
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "compare": ("Candidate", "CandidateResult", "Comparison", "run_compare"),
+    "config": ("TrainSettings",),
+    "data": ("Dataset", "load_dataset"),
+    "evaluation": ("BundleEvaluation", "Metrics", "evaluate_bundle", "evaluate_scores"),
+    "models": ("Detector",),
+    "report": ("write_compare_report", "write_evaluation_report"),
+    "thresholds": ("ThresholdChoice", "ThresholdPolicy", "choose_threshold", "parse_policy"),
+    "train": ("TrainResult", "train_model"),
+    "validation": ("Fold", "cross_val_scores", "make_folds"),
 }
+"""Each public name under the module that defines it, imported on first use."""
+
+__all__ = sorted(name for names in _PUBLIC.values() for name in names)
+
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+
+# The same names for type checkers; tests/offline/test_package.py keeps the two in step.
+# (The imports are the re-exports: __all__ is derived from _PUBLIC, hence the noqa.)
+if TYPE_CHECKING:
+    from offline.compare import Candidate, CandidateResult, Comparison, run_compare  # noqa: F401
+    from offline.config import TrainSettings  # noqa: F401
+    from offline.data import Dataset, load_dataset  # noqa: F401
+    from offline.evaluation import BundleEvaluation, Metrics, evaluate_bundle, evaluate_scores  # noqa: F401
+    from offline.models import Detector  # noqa: F401
+    from offline.report import write_compare_report, write_evaluation_report  # noqa: F401
+    from offline.thresholds import ThresholdChoice, ThresholdPolicy, choose_threshold, parse_policy  # noqa: F401
+    from offline.train import TrainResult, train_model  # noqa: F401
+    from offline.validation import Fold, cross_val_scores, make_folds  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

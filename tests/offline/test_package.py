@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,23 @@ def test_loading_the_commands_does_not_import_the_heavy_libraries(
         "print(','.join(heavy))\n"
     )
     assert python_output(code).strip() == ""
+
+
+def test_type_checkers_see_the_public_names() -> None:
+    """The imports under ``if TYPE_CHECKING:`` name exactly the lazily loaded public names."""
+    tree = ast.parse(Path(offline.__file__).read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    imported = {
+        (node.module, alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    public = {
+        (f"offline.{module}", name) for module, names in offline._PUBLIC.items() for name in names
+    }
+    assert imported == public
