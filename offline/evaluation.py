@@ -148,16 +148,12 @@ def _policy_check(bundle: ModelBundle, metrics: Metrics) -> dict[str, Any]:
     spec = bundle.manifest.threshold_policy
     pol = parse_policy(spec)
     out: dict[str, Any] = {"policy": spec, "validation": dict(bundle.manifest.metrics)}
-    achieved = {
-        "precision": metrics.precision,
-        "recall": metrics.recall,
-        "alert_rate": metrics.alert_rate,
-    }
-    if pol.kind in achieved:
-        assert pol.value is not None
-        out.update(target=pol.value, achieved=achieved[pol.kind])
-        sign = 1 if pol.kind != "alert_rate" else -1
-        out["held"] = bool(sign * (achieved[pol.kind] - pol.value) >= -1e-12)
+    bound = pol.bound
+    if bound is not None:
+        achieved = float(getattr(metrics, bound.metric))
+        out.update(target=bound.target, achieved=achieved)
+        sign = 1 if bound.at_least else -1
+        out["held"] = bool(sign * (achieved - bound.target) >= -1e-12)
     return out
 
 

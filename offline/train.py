@@ -74,7 +74,7 @@ def _candidate(settings: TrainSettings) -> Candidate:
 
 def _check_policy(settings: TrainSettings, ds: Dataset) -> None:
     pol = parse_policy(settings.threshold_policy)
-    if pol.kind == "cost" and pol.cost_fn == "amount" and ds.amount is None:
+    if pol.needs_amount and ds.amount is None:
         column = settings.data.amount_column
         raise DataError(
             f"threshold policy {pol} needs a numeric, complete amount column "

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import get_args
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, fbeta_score, precision_score, recall_score
 
-from offline.thresholds import ThresholdPolicy, choose_threshold, parse_policy
+from offline.thresholds import (
+    POLICIES,
+    AlertRatePolicy,
+    CostPolicy,
+    FixedPolicy,
+    MaxF1Policy,
+    MaxFBetaPolicy,
+    PolicyKind,
+    PrecisionPolicy,
+    RecallPolicy,
+    ThresholdPolicy,
+    choose_threshold,
+    parse_policy,
+)
 from stream_detector.errors import ConfigError, DataError
 
 # Six rows, scores descending: flagging the top j rows gives
@@ -23,21 +39,26 @@ S = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("max_f1", ThresholdPolicy("max_f1")),
-        ("MAX_F1", ThresholdPolicy("max_f1")),
-        ("max_fbeta:2", ThresholdPolicy("max_fbeta", value=2.0)),
-        ("precision:0.9", ThresholdPolicy("precision", value=0.9)),
-        ("recall: 0.5", ThresholdPolicy("recall", value=0.5)),
-        ("cost:1,10", ThresholdPolicy("cost", cost_fp=1.0, cost_fn=10.0)),
-        ("cost:2.5, amount", ThresholdPolicy("cost", cost_fp=2.5, cost_fn="amount")),
-        ("alert_rate:0.01", ThresholdPolicy("alert_rate", value=0.01)),
-        ("fixed:0", ThresholdPolicy("fixed", value=0.0)),
-        ("fixed:1", ThresholdPolicy("fixed", value=1.0)),
+        ("max_f1", MaxF1Policy()),
+        ("MAX_F1", MaxF1Policy()),
+        ("max_fbeta:2", MaxFBetaPolicy(2.0)),
+        ("precision:0.9", PrecisionPolicy(0.9)),
+        ("recall: 0.5", RecallPolicy(0.5)),
+        ("cost:1,10", CostPolicy(1.0, 10.0)),
+        ("cost:2.5, amount", CostPolicy(2.5, "amount")),
+        ("alert_rate:0.01", AlertRatePolicy(0.01)),
+        ("fixed:0", FixedPolicy(0.0)),
+        ("fixed:1", FixedPolicy(1.0)),
     ],
 )
 def test_parse_valid(spec: str, expected: ThresholdPolicy) -> None:
     assert parse_policy(spec) == expected
     assert parse_policy(str(expected)) == expected
+
+
+def test_every_policy_is_registered_under_its_kind() -> None:
+    assert tuple(POLICIES) == get_args(PolicyKind)
+    assert all(cls.kind == kind for kind, cls in POLICIES.items())
 
 
 @pytest.mark.parametrize(
@@ -92,7 +113,7 @@ def test_parse_never_fails_otherwise(spec: str) -> None:
 )
 def test_canonical_spec_round_trips(kind: str, value: float) -> None:
     policy = parse_policy(f"{kind}:{value!r}")
-    assert policy.value == value
+    assert dataclasses.astuple(policy) == (value,)
     assert parse_policy(str(policy)) == policy
 
 
