@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import get_args
 
 import numpy as np
@@ -239,3 +240,114 @@ def test_fixed_exact() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(DataError, match="equal-length"):
         choose_threshold("max_f1", [0, 1], [0.1])
+
+
+def _by_definition(
+    policy: ThresholdPolicy, y: np.ndarray, s: np.ndarray, amount: np.ndarray
+) -> float:
+    """The threshold ``policy`` defines, by trying every distinct score (highest first, so a
+    tie keeps the higher threshold)."""
+    candidates = sorted(set(s.tolist()), reverse=True)
+
+    def best(value: Callable[[float], float], allowed: Callable[[float], bool]) -> float | None:
+        chosen, top = None, -np.inf
+        for t in candidates:
+            if allowed(t) and value(t) > top:
+                chosen, top = t, value(t)
+        return chosen
+
+    def counts(t: float) -> tuple[float, float, float]:
+        flagged = s >= t
+        return float((flagged & (y == 1)).sum()), float(flagged.sum()), float(y.sum())
+
+    def precision(t: float) -> float:
+        tp, flagged, _ = counts(t)
+        return tp / flagged
+
+    def recall(t: float) -> float:
+        tp, _, positives = counts(t)
+        return tp / positives
+
+    def fbeta(t: float, beta: float = 1.0) -> float:
+        tp, flagged, positives = counts(t)  # integers: equal F-betas compare equal
+        b2 = beta**2
+        return (1 + b2) * tp / ((1 + b2) * tp + b2 * (positives - tp) + (flagged - tp))
+
+    def anywhere(t: float) -> bool:
+        return True
+
+    if isinstance(policy, MaxF1Policy):
+        found = best(fbeta, anywhere)
+    elif isinstance(policy, MaxFBetaPolicy):
+        found = best(lambda t: fbeta(t, policy.beta), anywhere)
+    elif isinstance(policy, PrecisionPolicy):
+        found = best(recall, lambda t: precision(t) >= policy.precision - 1e-12)
+        found = best(fbeta, anywhere) if found is None else found
+    elif isinstance(policy, RecallPolicy):
+        found = best(precision, lambda t: recall(t) >= policy.recall - 1e-12)
+    elif isinstance(policy, CostPolicy):
+        missed_each = amount if policy.fn == "amount" else np.full(y.size, float(policy.fn))
+
+        def cost(t: float | None) -> float:
+            flagged = s >= t if t is not None else np.zeros(y.size, bool)
+            fp = float(((y == 0) & flagged).sum())
+            return policy.fp * fp + float(missed_each[(y == 1) & ~flagged].sum())
+
+        found = best(lambda t: -cost(t), anywhere)
+        if cost(None) <= cost(found) and s.max() < 1.0:
+            return float(np.nextafter(s.max(), np.inf))
+    elif isinstance(policy, AlertRatePolicy):
+        within = [t for t in candidates if (s >= t).mean() <= policy.rate + 1e-12]
+        found = within[-1] if within else candidates[0]
+    else:
+        assert isinstance(policy, FixedPolicy)
+        found = policy.threshold
+    assert found is not None
+    return found
+
+
+EVERY_POLICY = [
+    "max_f1",
+    "max_fbeta:0.5",
+    "max_fbeta:3",
+    "precision:0.7",
+    "precision:1",
+    "recall:0.6",
+    "cost:1,3",
+    "cost:4,1",
+    "cost:2,amount",
+    "alert_rate:0.3",
+    "fixed:0.45",
+]
+
+
+def test_every_policy_kind_is_checked_by_definition() -> None:
+    assert {parse_policy(spec).kind for spec in EVERY_POLICY} == set(POLICIES)
+
+
+@pytest.mark.parametrize("spec", EVERY_POLICY)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1), st.sampled_from([0.1, 0.2, 0.3, 0.5, 0.6, 0.9]), st.integers(1, 9)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_every_policy_meets_its_definition(spec: str, rows: list[tuple[int, float, int]]) -> None:
+    """On small fixtures with many ties, each policy picks the threshold its definition names,
+    and reports scikit-learn's precision, recall and F1 at that threshold."""
+    y = np.array([r[0] for r in rows])
+    y[0] = 1  # every policy can run
+    s = np.array([r[1] for r in rows])
+    amount = np.array([float(r[2]) for r in rows])
+    policy = parse_policy(spec)
+    c = choose_threshold(policy, y, s, amount=amount)
+    assert c.threshold == _by_definition(policy, y, s, amount)
+    flagged = s >= c.threshold
+    assert c.policy == spec
+    assert c.alert_rate == pytest.approx(flagged.mean())
+    assert c.precision == pytest.approx(precision_score(y, flagged, zero_division=0))
+    assert c.recall == pytest.approx(recall_score(y, flagged))
+    assert c.f1 == pytest.approx(f1_score(y, flagged))
