@@ -27,7 +27,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "config": ("TrainSettings",),
     "data": ("Dataset", "load_dataset"),
     "evaluation": ("BundleEvaluation", "Metrics", "evaluate_bundle", "evaluate_scores"),
-    "models": ("Detector",),
+    "models": ("FraudEstimator", "make_estimator"),
     "report": ("write_compare_report", "write_evaluation_report"),
     "thresholds": ("ThresholdChoice", "ThresholdPolicy", "choose_threshold", "parse_policy"),
     "train": ("TrainResult", "train_model"),
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from offline.config import TrainSettings  # noqa: F401
     from offline.data import Dataset, load_dataset  # noqa: F401
     from offline.evaluation import BundleEvaluation, Metrics, evaluate_bundle, evaluate_scores  # noqa: F401
-    from offline.models import Detector  # noqa: F401
+    from offline.models import FraudEstimator, make_estimator  # noqa: F401
     from offline.report import write_compare_report, write_evaluation_report  # noqa: F401
     from offline.thresholds import ThresholdChoice, ThresholdPolicy, choose_threshold, parse_policy  # noqa: F401
     from offline.train import TrainResult, train_model  # noqa: F401

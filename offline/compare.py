@@ -46,7 +46,7 @@ from sklearn.metrics import average_precision_score
 from offline.config import ClassifierModel, ScorerKind, SelectionRule, Technique, TrainSettings
 from offline.data import Dataset
 from offline.evaluation import Metrics, evaluate_scores
-from offline.models import BlendDetector, Detector
+from offline.models import BlendEstimator, FraudEstimator, SupervisedEstimator, make_estimator
 from offline.progress import Progress
 from offline.thresholds import ThresholdChoice, choose_threshold
 from offline.validation import Fold, cross_val_scores, make_folds, validated_rows
@@ -90,13 +90,13 @@ class Candidate:
         kind = self.scorer if self.model is None else f"{self.scorer}/{self.model}"
         return f"{kind} {self.technique}"
 
-    def detector(self, settings: TrainSettings) -> Detector | BlendDetector:
-        """A fresh, unfitted detector for this candidate."""
+    def estimator(self, settings: TrainSettings) -> FraudEstimator:
+        """A fresh, unfitted estimator for this candidate."""
         if self.members:
-            parts = [m.detector(settings) for m in self.members]
-            return BlendDetector([p for p in parts if isinstance(p, Detector)])
-        return Detector(
-            scorer=self.scorer,  # type: ignore[arg-type]
+            parts = [m.estimator(settings) for m in self.members]
+            return BlendEstimator(members=[p for p in parts if isinstance(p, SupervisedEstimator)])
+        return make_estimator(
+            self.scorer,
             model=self.model or settings.model,  # type: ignore[arg-type]
             technique=self.technique,  # type: ignore[arg-type]
             settings=settings,
@@ -184,7 +184,7 @@ def evaluate_candidate(
 ) -> CandidateResult:
     """Cross-validate one candidate and measure its out-of-fold scores."""
     cv = cross_val_scores(
-        lambda: candidate.detector(settings),
+        lambda: candidate.estimator(settings),
         ds,
         folds,
         on_fold=progress.fold if progress is not None else None,

@@ -34,7 +34,7 @@ import numpy as np
 from offline.compare import Candidate, CandidateResult, Comparison, evaluate_candidate, run_compare
 from offline.config import ScorerKind, TrainSettings
 from offline.data import Dataset, load_dataset
-from offline.models import BlendDetector, Detector, check_combination
+from offline.models import BlendEstimator, FraudEstimator, SupervisedEstimator, check_combination
 from offline.progress import Progress
 from offline.thresholds import parse_policy
 from offline.validation import make_folds, split_method, validated_rows
@@ -53,7 +53,7 @@ class TrainResult:
     """What ``train`` produced."""
 
     manifest: Manifest
-    detector: Detector | BlendDetector
+    estimator: FraudEstimator
     result: CandidateResult
     data: Dataset
     comparison: Comparison | None = None
@@ -86,7 +86,7 @@ def _manifest_extra(
     settings: TrainSettings,
     ds: Dataset,
     result: CandidateResult,
-    final: Detector | BlendDetector,
+    final: FraudEstimator,
     comparison: Comparison | None,
     mask: np.ndarray,
 ) -> dict[str, Any]:
@@ -117,10 +117,10 @@ def _manifest_extra(
         "train_settings": settings.model_dump(mode="json"),
     }
     method = "logit_offset = logit(class_prior_train) - logit(fitted_prior)"
-    if isinstance(final, BlendDetector):
+    if isinstance(final, BlendEstimator):
         extra["members"] = [
             {
-                "scorer": part.scorer,
+                "scorer": part.kind,
                 "model": part.model,
                 "technique": part.technique,
                 "prior_correction": {
@@ -131,7 +131,7 @@ def _manifest_extra(
             }
             for part in final.members
         ]
-    elif final.scorer != "anomaly":
+    elif isinstance(final, SupervisedEstimator):
         extra["prior_correction"] = {
             "method": method,
             "fitted_prior": final.fitted_prior_,
@@ -200,12 +200,12 @@ def train_model(
     assert metrics is not None
     if not choice.feasible:
         log.warning("%s", choice.note)
-    final = result.candidate.detector(settings)
+    final = result.candidate.estimator(settings)
     final.check_labels(ds.y, where="the training data")
     final.fit(ds.X, ds.y)
     scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]
-    gap = float(np.max(np.abs(scorer.score(probe) - final.score(probe, reference=True))))
+    gap = float(np.max(np.abs(scorer.score(probe) - final.score_samples(probe, reference=True))))
     if not gap <= _COMPILE_TOLERANCE:
         raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
     manifest = write_bundle(

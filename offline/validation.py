@@ -8,7 +8,7 @@ validates on block ``i``, so a model never learns from the future of the rows it
 period, whose labels would not have arrived yet in production. The first block is never
 validated; its rows have no out-of-fold score (``mask`` is False there).
 
-Every technique runs inside :class:`~offline.models.Detector.fit` on the training rows of a
+Every technique runs inside :meth:`~offline.models.FraudEstimator.fit` on the training rows of a
 fold only, so validation rows are never resampled.
 """
 
@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from offline.config import ValidationSettings
 from offline.data import Dataset
-from offline.models import BlendDetector, Detector
+from offline.models import FraudEstimator
 from stream_detector.errors import ConfigError, DataError
 
 __all__ = [
@@ -136,25 +136,25 @@ class CrossValResult:
 
 
 def cross_val_scores(
-    make_detector: Callable[[], Detector | BlendDetector],
+    make_estimator: Callable[[], FraudEstimator],
     ds: Dataset,
     folds: list[Fold],
     *,
     on_fold: Callable[[int, int], None] | None = None,
 ) -> CrossValResult:
-    """Fit a fresh detector per fold on its training rows; score its validation rows.
+    """Fit a fresh estimator per fold on its training rows; score its validation rows.
 
     ``on_fold(done, total)`` is called after each fold (progress display).
     """
     scores = np.full(ds.n, np.nan)
     seconds = []
     for i, fold in enumerate(folds, start=1):
-        det = make_detector()
-        det.check_labels(ds.y[fold.train], where=f"training fold {i} of {len(folds)}")
+        est = make_estimator()
+        est.check_labels(ds.y[fold.train], where=f"training fold {i} of {len(folds)}")
         start = time.perf_counter()
-        det.fit(ds.X[fold.train], ds.y[fold.train])
+        est.fit(ds.X[fold.train], ds.y[fold.train])
         seconds.append(time.perf_counter() - start)
-        scores[fold.val] = det.score(ds.X[fold.val])
+        scores[fold.val] = est.score_samples(ds.X[fold.val])
         if on_fold is not None:
             on_fold(i, len(folds))
     mask = validated_rows(ds.n, folds)

@@ -1,8 +1,8 @@
-"""Contract tests over every technique x scorer x classifier model.
+"""Contract tests over every estimator kind x technique x classifier model.
 
-Each valid combination fits, compiles to a run-time scorer that reproduces scikit-learn's
-scores, round-trips through the bundle with identical scores, is deterministic with a seed,
-and ranks a held-out fixture well above chance.
+Each valid combination (and the blend) fits, compiles to a run-time scorer that reproduces
+scikit-learn's scores, round-trips through the bundle with identical scores, is deterministic
+with a seed, and ranks a held-out fixture well above chance.
 """
 
 from __future__ import annotations
@@ -20,22 +20,55 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from offline.config import MODELS, TECHNIQUES, TrainSettings
-from offline.models import BlendDetector, Detector
+from offline.config import MODELS, SCORERS, TECHNIQUES, TrainSettings
+from offline.models import (
+    ESTIMATORS,
+    AnomalyEstimator,
+    BlendEstimator,
+    ClassifierEstimator,
+    FraudEstimator,
+    HybridEstimator,
+    make_estimator,
+)
 from stream_detector.bundle import load_bundle, write_bundle
 from stream_detector.errors import ConfigError
 
 FEATURES = ["amount", "hour", "distance", "velocity"]
 
 # Every technique with every scorer; the hybrid's classifier model is varied on two techniques
-# only (each model meets every technique in the classifier rows already).
+# only (each model meets every technique in the classifier rows already). "blend" is the blend
+# of a logistic classifier and a gradient-boosting hybrid.
 COMBINATIONS = [
     *[("classifier", m, t) for m in MODELS for t in TECHNIQUES],
     *[("hybrid", "logistic", t) for t in TECHNIQUES],
     ("hybrid", "hgb", "class_weight"),
     ("hybrid", "hgb", "smote"),
     ("anomaly", "logistic", "none"),
+    ("blend", "logistic+hgb", "smote+class_weight"),
 ]
+
+
+def build(scorer: Any, model: Any, technique: Any, settings: TrainSettings) -> FraudEstimator:
+    """The estimator of one combination, seeded."""
+    if scorer == "blend":
+        members = [
+            ClassifierEstimator(
+                model="logistic", technique="smote", settings=settings, random_state=7
+            ),
+            HybridEstimator(
+                model="hgb", technique="class_weight", settings=settings, random_state=7
+            ),
+        ]
+        return BlendEstimator(members=members)
+    return make_estimator(
+        scorer, model=model, technique=technique, settings=settings, random_state=7
+    )
+
+
+def test_every_kind_is_covered() -> None:
+    assert tuple(ESTIMATORS) == SCORERS
+    assert all(cls.kind == kind for kind, cls in ESTIMATORS.items())
+    assert {c[0] for c in COMBINATIONS} == {*SCORERS, BlendEstimator.kind}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +91,7 @@ def settings(make_settings: Callable[..., TrainSettings]) -> TrainSettings:
 
 
 def compiles_and_round_trips(
-    det: Detector | BlendDetector,
+    det: FraudEstimator,
     X: np.ndarray,
     y: np.ndarray,
     X_test: np.ndarray,
@@ -69,7 +102,7 @@ def compiles_and_round_trips(
     """The compiled scorer reproduces scikit-learn's scores and round-trips through the
     bundle with identical scores."""
     compiled = det.to_scorer()
-    np.testing.assert_allclose(compiled.score(X_test), det.score(X_test), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(compiled.score(X_test), det.score_samples(X_test), rtol=0, atol=1e-9)
     write_bundle(
         tmp_path / "model",
         scorer=compiled,
@@ -98,45 +131,46 @@ def test_contract(
 ) -> None:
     X, y, X_test, y_test = split
 
-    def fitted() -> Detector:
-        return Detector(
-            scorer=scorer, model=model, technique=technique, settings=settings, random_state=7
-        ).fit(X, y)
+    def fitted() -> FraudEstimator:
+        return build(scorer, model, technique, settings).fit(X, y)
 
     det = fitted()
-    scores = det.score(X_test)
+    assert det.kind == scorer
+    scores = det.score_samples(X_test)
     assert scores.shape == (len(X_test),)
     assert np.all((scores >= 0) & (scores <= 1))
     # Ranks a held-out set well above chance.
     assert roc_auc_score(y_test, scores) > 0.8
     # Deterministic with a seed.
-    np.testing.assert_array_equal(fitted().score(X_test), scores)
+    np.testing.assert_array_equal(fitted().score_samples(X_test), scores)
     compiles_and_round_trips(det, X, y, X_test, technique, scorer, tmp_path)
 
 
 @pytest.mark.parametrize("technique", [t for t in TECHNIQUES if t != "none"])
 def test_anomaly_refuses_label_techniques(technique: Any) -> None:
     with pytest.raises(ConfigError, match=f"technique '{technique}' does not apply to the anomaly"):
-        Detector(scorer="anomaly", technique=technique).fit(np.zeros((10, 2)), [0, 1] * 5)
+        make_estimator("anomaly", technique=technique)
 
 
 def test_unknown_scorer_and_model_are_config_errors() -> None:
     X, y = np.random.default_rng(0).normal(size=(20, 2)), np.array([0, 1] * 10)
-    with pytest.raises(ConfigError, match="scorer must be"):
-        Detector(scorer="svm").fit(X, y)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match="scorer must be one of 'classifier', 'anomaly', 'hybrid'"
+    ):
+        make_estimator("svm")
     with pytest.raises(ConfigError, match="model must be 'logistic' or 'hgb'; got 'svm'"):
-        Detector(model="svm").fit(X, y)  # type: ignore[arg-type]
+        ClassifierEstimator(model="svm").fit(X, y)  # type: ignore[arg-type]
 
 
 def test_logistic_none_equals_sklearn(split: tuple[np.ndarray, ...]) -> None:
     """Oracle: without a technique the classifier is exactly scaler + LogisticRegression."""
     X, y, X_test, _ = split
-    det = Detector(technique="none", random_state=0).fit(X, y)
+    det = ClassifierEstimator(technique="none", random_state=0).fit(X, y)
     scaler = StandardScaler().fit(X)
     lr = LogisticRegression(max_iter=1000, random_state=0).fit(scaler.transform(X), y)
     assert det.logit_offset_ == 0.0
     np.testing.assert_allclose(
-        det.score(X_test), lr.predict_proba(scaler.transform(X_test))[:, 1], atol=1e-12
+        det.score_samples(X_test), lr.predict_proba(scaler.transform(X_test))[:, 1], atol=1e-12
     )
 
 
@@ -151,12 +185,12 @@ def test_prior_correction_restores_the_true_prior() -> None:
     p_true = expit(-4.2 + 1.2 * X[:, 0] - 0.8 * X[:, 1])
     y = (rng.random(20_000) < p_true).astype(int)
     train, test = slice(0, 10_000), slice(10_000, None)
-    det = Detector(technique="random_under", random_state=0).fit(X[train], y[train])
+    det = ClassifierEstimator(technique="random_under", random_state=0).fit(X[train], y[train])
     assert det.fitted_prior_ == 0.5
     prior = y[train].mean()
     assert det.logit_offset_ == pytest.approx(np.log(prior / (1 - prior)))
     raw = det.pipeline_.predict_proba(X[test])[:, 1]
-    corrected = det.score(X[test])
+    corrected = det.score_samples(X[test])
     np.testing.assert_allclose(corrected, expit(np.log(raw / (1 - raw)) + det.logit_offset_))
     assert raw.mean() > 5 * p_true[test].mean()  # inflated by resampling
     assert corrected.mean() == pytest.approx(p_true[test].mean(), rel=0.25)
@@ -167,14 +201,14 @@ def test_prior_correction_restores_the_true_prior() -> None:
 def test_anomaly_score_is_the_paper_score(split: tuple[np.ndarray, ...]) -> None:
     X, y, X_test, _ = split
     settings = TrainSettings.load(overrides={"anomaly": {"n_estimators": 30}})
-    det = Detector(scorer="anomaly", technique="none", settings=settings, random_state=3)
+    det = AnomalyEstimator(settings=settings, random_state=3)
     det.fit(X, y)
     oracle = IsolationForest(n_estimators=30, random_state=3).fit(X)
     expected = -oracle.score_samples(X_test)
-    np.testing.assert_array_equal(det.score(X_test, reference=True), expected)
+    np.testing.assert_array_equal(det.score_samples(X_test, reference=True), expected)
     # Scored by the compiled forest, as served: equal up to the order of a sum.
-    np.testing.assert_allclose(det.score(X_test), expected, rtol=0, atol=1e-15)
-    np.testing.assert_array_equal(det.score(X_test), det.to_scorer().score(X_test))
+    np.testing.assert_allclose(det.score_samples(X_test), expected, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(det.score_samples(X_test), det.to_scorer().score(X_test))
 
 
 def test_anomaly_fit_on_negatives(split: tuple[np.ndarray, ...]) -> None:
@@ -182,10 +216,12 @@ def test_anomaly_fit_on_negatives(split: tuple[np.ndarray, ...]) -> None:
     settings = TrainSettings.load(
         overrides={"anomaly": {"n_estimators": 30, "fit_on": "negatives"}}
     )
-    det = Detector(scorer="anomaly", technique="none", settings=settings, random_state=3)
+    det = AnomalyEstimator(settings=settings, random_state=3)
     det.fit(X, y)
     oracle = IsolationForest(n_estimators=30, random_state=3).fit(X[y == 0])
-    np.testing.assert_allclose(det.score(X_test), -oracle.score_samples(X_test), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        det.score_samples(X_test), -oracle.score_samples(X_test), rtol=0, atol=1e-15
+    )
 
 
 def test_hybrid_stacker_sees_out_of_fold_inputs(
@@ -193,7 +229,7 @@ def test_hybrid_stacker_sees_out_of_fold_inputs(
 ) -> None:
     """The stacker is fitted on out-of-fold inputs: refitting on in-sample ones differs."""
     X, y, _, _ = split
-    det = Detector(scorer="hybrid", technique="smote", settings=settings, random_state=0)
+    det = HybridEstimator(technique="smote", settings=settings, random_state=0)
     det.fit(X, y)
     from stream_detector.scoring import HybridScorer
 
@@ -205,12 +241,18 @@ def test_hybrid_stacker_sees_out_of_fold_inputs(
     assert det.stacker_.coef_.shape == (1, 2)
 
 
-def test_detector_clones_like_an_sklearn_estimator() -> None:
+@pytest.mark.parametrize(("scorer", "model", "technique"), COMBINATIONS)
+def test_estimators_clone_like_sklearn_estimators(
+    scorer: Any, model: Any, technique: Any, settings: TrainSettings
+) -> None:
+    """Constructor arguments are only stored: ``clone`` gives an equal, unfitted twin."""
     from sklearn.base import clone
 
-    det = Detector(scorer="hybrid", model="hgb", technique="adasyn", random_state=5)
-    twin = clone(det)
-    assert twin.get_params() == det.get_params()
+    est = build(scorer, model, technique, settings)
+    twin = clone(est)
+    assert twin is not est
+    assert repr(twin) == repr(est)
+    assert not [name for name in vars(twin) if name.endswith("_")]
 
 
 def test_make_frame_fixture_is_imbalanced(make_data: Callable[..., pd.DataFrame]) -> None:
@@ -218,37 +260,23 @@ def test_make_frame_fixture_is_imbalanced(make_data: Callable[..., pd.DataFrame]
     assert 0.03 < frame["is_fraud"].mean() < 0.07
 
 
-def test_blend_contract(
-    split: tuple[np.ndarray, ...], settings: TrainSettings, tmp_path: Path
+def test_blend_scores_the_mean_of_its_members(
+    split: tuple[np.ndarray, ...], settings: TrainSettings
 ) -> None:
-    X, y, X_test, y_test = split
-
-    def fitted() -> BlendDetector:
-        members = [
-            Detector(model="logistic", technique="smote", settings=settings, random_state=7),
-            Detector(
-                scorer="hybrid",
-                model="hgb",
-                technique="class_weight",
-                settings=settings,
-                random_state=7,
-            ),
-        ]
-        return BlendDetector(members).fit(X, y)
-
-    det = fitted()
-    scores = det.score(X_test)
+    X, y, X_test, _ = split
+    det = build("blend", None, None, settings).fit(X, y)
+    assert isinstance(det, BlendEstimator)
     np.testing.assert_allclose(
-        scores, np.mean([m.score(X_test) for m in det.members], axis=0), rtol=0, atol=1e-15
+        det.score_samples(X_test),
+        np.mean([m.score_samples(X_test) for m in det.members], axis=0),
+        rtol=0,
+        atol=1e-15,
     )
-    assert roc_auc_score(y_test, scores) > 0.8
-    np.testing.assert_array_equal(fitted().score(X_test), scores)
-    compiles_and_round_trips(det, X, y, X_test, "smote+class_weight", "blend", tmp_path)
 
 
 def test_blend_refuses_anomaly_members(split: tuple[np.ndarray, ...]) -> None:
     X, y, _, _ = split
     with pytest.raises(ConfigError, match="blend members must give probabilities"):
-        BlendDetector([Detector(), Detector(scorer="anomaly")]).fit(X, y)
+        BlendEstimator(members=[ClassifierEstimator(), AnomalyEstimator()]).fit(X, y)  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="a blend needs at least 2 members; got 1"):
-        BlendDetector([Detector()]).fit(X, y)
+        BlendEstimator(members=[ClassifierEstimator()]).fit(X, y)

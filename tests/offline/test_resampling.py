@@ -12,7 +12,7 @@ from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSam
 from imblearn.under_sampling import RandomUnderSampler
 
 from offline.config import TECHNIQUES, ResamplingSettings, TrainSettings
-from offline.models import Detector
+from offline.models import ClassifierEstimator
 from offline.resampling import (
     check_resampling,
     logit,
@@ -69,7 +69,7 @@ def test_effective_prior_matches_the_resampled_data(technique: Any, strategy: ob
     """Oracle: resample the same training rows with the same sampler and count."""
     X, y = data()
     settings = TrainSettings.load(overrides={"resampling": {"sampling_strategy": strategy}})
-    det = Detector(technique=technique, settings=settings, random_state=0).fit(X, y)
+    det = ClassifierEstimator(technique=technique, settings=settings, random_state=0).fit(X, y)
     if technique == "none":
         assert det.fitted_prior_ == y.mean()
         assert det.logit_offset_ == 0.0
@@ -94,7 +94,7 @@ def test_effective_prior_matches_the_resampled_data(technique: Any, strategy: ob
 def test_class_weight_dict_prior() -> None:
     X, y = data()
     settings = TrainSettings.load(overrides={"resampling": {"class_weight": {0: 1.0, 1: 4.0}}})
-    det = Detector(technique="class_weight", settings=settings, random_state=0).fit(X, y)
+    det = ClassifierEstimator(technique="class_weight", settings=settings, random_state=0).fit(X, y)
     n1, n0 = y.sum(), (1 - y).sum()
     assert det.fitted_prior_ == pytest.approx(4 * n1 / (4 * n1 + n0))
     assert det.pipeline_.named_steps["model"].class_weight == {0: 1.0, 1: 4.0}

@@ -59,8 +59,8 @@ def test_train_writes_a_complete_bundle(
     assert extra["validation"]["method"] == "stratified"
     assert extra["train_settings"]["seed"] == 0
     assert extra["model"] == "logistic"
-    # The bundle scores what the fitted detector scores.
-    np.testing.assert_allclose(bundle.score(ds.X), result.detector.score(ds.X), atol=1e-9)
+    # The bundle scores what the fitted estimator scores.
+    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
 
 
 def test_infeasible_policy_falls_back_explicitly(
@@ -217,4 +217,4 @@ def test_a_blend_winner_is_bundled_with_its_members(
     assert manifest["selection"]["verdict"].startswith("blend(")
     bundle = load_bundle(tmp_path / "model")
     assert bundle.scorer.kind == "blend"
-    np.testing.assert_allclose(bundle.score(ds.X), result.detector.score(ds.X), atol=1e-9)
+    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from offline.config import TrainSettings, ValidationSettings
 from offline.data import Dataset, load_dataset
-from offline.models import Detector
+from offline.models import ClassifierEstimator
 from offline.validation import cross_val_scores, make_folds, split_method
 from stream_detector.errors import ConfigError, DataError
 
@@ -120,7 +120,9 @@ def test_fold_without_enough_positives_for_smote_names_the_fold() -> None:
     folds = make_folds(ds, settings.validation, random_state=0)
     with pytest.raises(DataError) as info:
         cross_val_scores(
-            lambda: Detector(technique="smote", settings=settings, random_state=0), ds, folds
+            lambda: ClassifierEstimator(technique="smote", settings=settings, random_state=0),
+            ds,
+            folds,
         )
     assert str(info.value).startswith(
         "class 1 has 3 rows in training fold 1 of 3; smote with k_neighbors=5 needs at least 6"
@@ -141,7 +143,7 @@ def test_resampling_never_touches_validation_rows(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(SMOTE, "fit_resample", spy)
     cv = cross_val_scores(
-        lambda: Detector(technique="smote", settings=settings, random_state=0), ds, folds
+        lambda: ClassifierEstimator(technique="smote", settings=settings, random_state=0), ds, folds
     )
     assert len(seen) == len(folds)
     for (X_seen, y_seen), fold in zip(seen, folds, strict=True):
@@ -157,7 +159,7 @@ def test_validation_labels_do_not_influence_their_scores() -> None:
     ds = dataset(n=300)
     settings = TrainSettings.load(overrides={"validation": {"n_splits": 3}})
     folds = make_folds(ds, settings.validation, random_state=0)
-    make = lambda: Detector(technique="smote", settings=settings, random_state=0)  # noqa: E731
+    make = lambda: ClassifierEstimator(technique="smote", settings=settings, random_state=0)  # noqa: E731
     before = cross_val_scores(make, ds, folds).scores
     flipped = ds.y.copy()
     flipped[folds[0].val] = 1 - flipped[folds[0].val]
@@ -171,7 +173,7 @@ def test_out_of_fold_scores_cover_only_validated_rows() -> None:
     ds = dataset(times=True)
     settings = TrainSettings.load(overrides={"validation": {"n_splits": 2}})
     folds = make_folds(ds, settings.validation, random_state=0)
-    cv = cross_val_scores(lambda: Detector(settings=settings, random_state=0), ds, folds)
+    cv = cross_val_scores(lambda: ClassifierEstimator(settings=settings, random_state=0), ds, folds)
     assert not cv.mask[folds[0].train].any()  # the first block is never validated
     assert np.isnan(cv.scores[~cv.mask]).all()
     assert np.isfinite(cv.scores[cv.mask]).all()
