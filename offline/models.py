@@ -104,6 +104,13 @@ class FraudEstimator(BaseEstimator, ABC):
     in [0, 1], higher meaning more suspicious, one per row. :meth:`to_scorer` compiles the
     fitted estimator into a run-time :class:`~stream_detector.scoring.Scorer` giving the same
     scores. ``kind`` is the scorer's name in the configuration and the bundle's manifest.
+
+    Examples
+    --------
+    >>> {kind: cls.__name__ for kind, cls in ESTIMATORS.items()}
+    {'classifier': 'ClassifierEstimator', 'anomaly': 'AnomalyEstimator', 'hybrid': 'HybridEstimator'}
+    >>> BlendEstimator.kind
+    'blend'
     """
 
     kind: ClassVar[str]
