@@ -8,7 +8,7 @@ from typing import get_args
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, fbeta_score, precision_score, recall_score
 
@@ -326,6 +326,7 @@ def test_every_policy_kind_is_checked_by_definition() -> None:
 
 
 @pytest.mark.parametrize("spec", EVERY_POLICY)
+@settings(deadline=None)  # brute force on a shared machine: no time limit per example
 @given(
     st.lists(
         st.tuples(
