@@ -173,6 +173,6 @@ def evaluate_bundle(
     bundle = load_bundle(model_dir)
     cfg = settings or DataSettings()
     ds = load_dataset(data, label, cfg, features=bundle.features, fill_values=bundle.reference)
-    scores = bundle.score(ds.X)
+    scores = bundle.score_samples(ds.X)
     metrics = evaluate_scores(ds.y, scores, bundle.threshold, k=k, amount=ds.amount)
     return BundleEvaluation(bundle, ds, scores, metrics, _policy_check(bundle, metrics))

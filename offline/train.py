@@ -205,7 +205,9 @@ def train_model(
     final.fit(ds.X, ds.y)
     scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]
-    gap = float(np.max(np.abs(scorer.score(probe) - final.score_samples(probe, reference=True))))
+    gap = float(
+        np.max(np.abs(scorer.score_samples(probe) - final.score_samples(probe, reference=True)))
+    )
     if not gap <= _COMPILE_TOLERANCE:
         raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
     manifest = write_bundle(

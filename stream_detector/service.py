@@ -63,7 +63,7 @@ from stream_detector.online import (
 )
 from stream_detector.redact import install_secret_filter
 
-__all__ = ["GC_THRESHOLDS", "Detector", "ServeCommand", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "ServeCommand", "Service", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ oldest generation would otherwise wait for millions of allocations, and the few 
 cycles a batch leaves (client callbacks, exceptions) would pile up meanwhile."""
 
 
-class Detector:
+class Service:
     """The streaming service.
 
     Parameters
@@ -322,14 +322,14 @@ def tune_gc() -> None:
 
 
 @contextmanager
-def _stop_on_signals(detector: Detector) -> Iterator[None]:
+def _stop_on_signals(service: Service) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal=%s finishing the batch in flight", signal.Signals(signum).name)
-        detector.stop()
+        service.stop()
 
     def reload(signum: int, frame: FrameType | None) -> None:
         log.info("signal=SIGHUP reloading the threshold settings before the next batch")
-        detector.request_reload()
+        service.request_reload()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
@@ -398,10 +398,10 @@ class ServeCommand(Command):
             bundle = cold_start_bundle(**cold.model_dump())
         else:
             bundle = load_bundle(settings.model)
-        detector = Detector(settings, bundle, config_path=args.config)
+        service = Service(settings, bundle, config_path=args.config)
         tune_gc()
-        with _stop_on_signals(detector):
+        with _stop_on_signals(service):
             try:
-                return detector.run()
+                return service.run()
             except OSError as exc:
                 raise BrokerError(f"cannot serve: {exc}") from exc

@@ -1,7 +1,7 @@
 """The online side of the run loop: what happens around each batch besides deciding it.
 
 :class:`OnlineMonitor` holds the River components and is called from three small hooks of
-:class:`~stream_detector.service.Detector` (and, the same way, by ``benchmarks/prior_shift.py``
+:class:`~stream_detector.service.Service` (and, the same way, by ``benchmarks/prior_shift.py``
 without a broker):
 
 1. before deciding a batch, :meth:`~OnlineMonitor.threshold_for_batch` gives the threshold in

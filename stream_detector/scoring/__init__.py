@@ -15,7 +15,7 @@ arrays) and :func:`scorer_from_payload` rebuilds it at serving time, without sci
 
 from __future__ import annotations
 
-from stream_detector.scoring.base import Scorer, ScorerKind, check_rows, scorer_from_payload
+from stream_detector.scoring.base import PayloadKind, Scorer, check_rows, scorer_from_payload
 from stream_detector.scoring.blend import BlendScorer
 from stream_detector.scoring.explain import top_reasons
 from stream_detector.scoring.forest import IsolationForestScorer, average_path_length
@@ -29,8 +29,8 @@ __all__ = [
     "HybridScorer",
     "IsolationForestScorer",
     "LinearScorer",
+    "PayloadKind",
     "Scorer",
-    "ScorerKind",
     "average_path_length",
     "check_rows",
     "scorer_from_payload",

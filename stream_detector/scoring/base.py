@@ -24,10 +24,13 @@ import numpy.typing as npt
 
 from stream_detector.errors import BundleError, DataError
 
-__all__ = ["Array", "Payload", "Scorer", "ScorerKind", "check_rows", "scorer_from_payload"]
+__all__ = ["Array", "Payload", "PayloadKind", "Scorer", "check_rows", "scorer_from_payload"]
 
 Array = npt.NDArray[np.float64]
-ScorerKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend"]
+PayloadKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend"]
+"""The kinds of compiled scorer a bundle's payload can hold (``spec["kind"]``), one per
+:class:`Scorer` subclass; not what training chose to fit (``offline.config.ScorerKind``:
+classifier, anomaly or hybrid, the manifest's ``scorer``)."""
 Payload = tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]
 
 _KINDS: dict[str, type[Scorer]] = {}
@@ -80,7 +83,7 @@ class Scorer(abc.ABC):
     """A scorer maps a batch of feature rows to scores in [0, 1]; higher is more suspicious.
 
     Subclasses set ``kind`` (the payload's ``spec["kind"]``), store ``n_features`` and implement
-    :meth:`_score` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`.
+    :meth:`_score_samples` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`.
     ``from_payload(*to_payload())`` gives a scorer with identical scores. Defining a subclass
     with a ``kind`` registers it with :func:`scorer_from_payload`.
 
@@ -102,11 +105,11 @@ class Scorer(abc.ABC):
     >>> from stream_detector.scoring import LinearScorer
     >>> X, y = make_classification(n_samples=200, n_features=4, random_state=0)
     >>> scorer = LinearScorer.from_sklearn(LogisticRegression().fit(X, y))
-    >>> scores = scorer.score(X[:3])
+    >>> scores = scorer.score_samples(X[:3])
     >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())
     ((3,), True)
     >>> again = scorer_from_payload(*scorer.to_payload())
-    >>> bool(np.array_equal(again.score(X), scorer.score(X)))
+    >>> bool(np.array_equal(again.score_samples(X), scorer.score_samples(X)))
     True
     """
 
@@ -120,7 +123,7 @@ class Scorer(abc.ABC):
         if isinstance(kind, str):
             _KINDS[kind] = cls
 
-    def score(self, X: npt.ArrayLike) -> Array:
+    def score_samples(self, X: npt.ArrayLike) -> Array:
         """Scores in [0, 1] of the rows of ``X``, higher meaning more suspicious.
 
         Parameters
@@ -138,10 +141,10 @@ class Scorer(abc.ABC):
         DataError
             If ``X`` is not such a matrix (see :func:`check_rows`).
         """
-        return self._score(check_rows(X, self.n_features, allow_nan=self.allow_nan))
+        return self._score_samples(check_rows(X, self.n_features, allow_nan=self.allow_nan))
 
     @abc.abstractmethod
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         """Scores of rows already checked by :func:`check_rows`."""
 
     @abc.abstractmethod

@@ -48,10 +48,10 @@ class BlendScorer(Scorer):
     >>> blend = BlendScorer(
     ...     [LinearScorer.from_sklearn(lr), GradientBoostingScorer.from_sklearn(hgb)])
     >>> expected = (lr.predict_proba(X)[:, 1] + hgb.predict_proba(X)[:, 1]) / 2
-    >>> float(np.abs(blend.score(X) - expected).max()) < 1e-9
+    >>> float(np.abs(blend.score_samples(X) - expected).max()) < 1e-9
     True
     >>> again = scorer_from_payload(*blend.to_payload())
-    >>> bool(np.array_equal(again.score(X), blend.score(X)))
+    >>> bool(np.array_equal(again.score_samples(X), blend.score_samples(X)))
     True
     """
 
@@ -83,10 +83,10 @@ class BlendScorer(Scorer):
     def __repr__(self) -> str:
         return f"BlendScorer(members={list(self.members)!r}, weights={list(self.weights)!r})"
 
-    def _score(self, X: Array) -> Array:
-        out = self.weights[0] * self.members[0]._score(X)
+    def _score_samples(self, X: Array) -> Array:
+        out = self.weights[0] * self.members[0]._score_samples(X)
         for w, member in zip(self.weights[1:], self.members[1:], strict=True):
-            out += w * member._score(X)
+            out += w * member._score_samples(X)
         return np.clip(out, 0.0, 1.0, out=out)
 
     def to_payload(self) -> Payload:

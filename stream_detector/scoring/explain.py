@@ -81,7 +81,7 @@ def top_reasons(
     batch = np.repeat(rows[:, None, :], d + 1, axis=1)
     columns = np.arange(d)
     batch[:, columns + 1, columns] = ref
-    scores = scorer.score(batch.reshape(n * (d + 1), d)).reshape(n, d + 1)
+    scores = scorer.score_samples(batch.reshape(n * (d + 1), d)).reshape(n, d + 1)
     contribution = scores[:, :1] - scores[:, 1:]
     order = np.argsort(-contribution, axis=1, kind="stable")[:, :top]
     reasons: list[list[dict[str, Any]]] = []

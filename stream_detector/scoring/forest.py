@@ -65,7 +65,7 @@ class IsolationForestScorer(Scorer):
     ...                            flip_y=0, class_sep=2.0, random_state=0)
     >>> forest = IsolationForest(n_estimators=50, random_state=0).fit(X)
     >>> scorer = IsolationForestScorer.from_sklearn(forest)
-    >>> scores = scorer.score(X)
+    >>> scores = scorer.score_samples(X)
     >>> float(np.abs(scores + forest.score_samples(X)).max()) < 1e-6
     True
     >>> round(float(roc_auc_score(y, scores)), 3)
@@ -124,7 +124,7 @@ class IsolationForestScorer(Scorer):
             trees=TreeArrays.from_trees(trees, n_features=n_features), max_samples=max_samples
         )
 
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         depth = self._compiled.leaf_sum(X)
         if self._normaliser == 0.0:  # one training sample: scikit-learn scores 2 ** -1
             return np.full(X.shape[0], 0.5)

@@ -48,9 +48,9 @@ class GradientBoostingScorer(Scorer):
     >>> model = HistGradientBoostingClassifier(max_iter=30, random_state=0)
     >>> model = model.fit(X[:1000], y[:1000])
     >>> scorer = GradientBoostingScorer.from_sklearn(model)
-    >>> float(np.abs(scorer.score(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
+    >>> float(np.abs(scorer.score_samples(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
     True
-    >>> round(float(roc_auc_score(y[1000:], scorer.score(X[1000:]))), 3)  # held out
+    >>> round(float(roc_auc_score(y[1000:], scorer.score_samples(X[1000:]))), 3)  # held out
     0.979
     """
 
@@ -122,7 +122,7 @@ class GradientBoostingScorer(Scorer):
             logit_offset=logit_offset,
         )
 
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         raw = self._compiled.leaf_sum(X)
         if raw.shape[0] == 1:  # one row: the sigmoid in plain Python costs a fifth
             return np.array([sigmoid_of(float(raw[0]) + (self.baseline + self.logit_offset))])

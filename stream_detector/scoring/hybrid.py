@@ -53,9 +53,9 @@ class HybridScorer(Scorer):
     >>> Z = HybridScorer.stack_features(classifier, anomaly, X)
     >>> stacker = LogisticRegression().fit(Z, y)
     >>> hybrid = HybridScorer.from_stacker(classifier, anomaly, stacker)
-    >>> float(np.abs(hybrid.score(X) - stacker.predict_proba(Z)[:, 1]).max()) < 1e-6
+    >>> float(np.abs(hybrid.score_samples(X) - stacker.predict_proba(Z)[:, 1]).max()) < 1e-6
     True
-    >>> round(float(roc_auc_score(y, hybrid.score(X))), 3)
+    >>> round(float(roc_auc_score(y, hybrid.score_samples(X))), 3)
     0.971
     """
 
@@ -97,7 +97,7 @@ class HybridScorer(Scorer):
         cls, classifier: Scorer, anomaly: Scorer, X: npt.ArrayLike, *, eps: float = EPS
     ) -> Array:
         """The stacker's inputs ``[logit(clip(p)), s]`` for rows ``X``, shape ``(n_rows, 2)``."""
-        p, s = classifier.score(X), anomaly.score(X)
+        p, s = classifier.score_samples(X), anomaly.score_samples(X)
         return np.column_stack([clipped_logit(p, eps), s])
 
     @classmethod
@@ -116,10 +116,10 @@ class HybridScorer(Scorer):
             eps=eps,
         )
 
-    def _score(self, X: Array) -> Array:
-        logit = clipped_logit(self.classifier._score(X), self.eps)
+    def _score_samples(self, X: Array) -> Array:
+        logit = clipped_logit(self.classifier._score_samples(X), self.eps)
         a, b = self.coef
-        return sigmoid(a * logit + b * self.anomaly._score(X) + self.intercept)
+        return sigmoid(a * logit + b * self.anomaly._score_samples(X) + self.intercept)
 
     def to_payload(self) -> Payload:
         """Spec with nested ``classifier`` and ``anomaly`` specs; their arrays prefixed by name."""

@@ -60,7 +60,9 @@ def test_train_writes_a_complete_bundle(
     assert extra["train_settings"]["seed"] == 0
     assert extra["model"] == "logistic"
     # The bundle scores what the fitted estimator scores.
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
 
 
 def test_infeasible_policy_falls_back_explicitly(
@@ -123,8 +125,10 @@ def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
 ) -> None:
     # The anomaly detector scores with its compiled forest; the check before writing the
     # bundle must still compare that forest with scikit-learn itself.
-    real = IsolationForestScorer._score
-    monkeypatch.setattr(IsolationForestScorer, "_score", lambda self, X: real(self, X) * 0.99)
+    real = IsolationForestScorer._score_samples
+    monkeypatch.setattr(
+        IsolationForestScorer, "_score_samples", lambda self, X: real(self, X) * 0.99
+    )
     settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
     with pytest.raises(RuntimeError, match="compiled scorer differs from scikit-learn by"):
         train_model(data_csv, "is_fraud", tmp_path / "model", settings)
@@ -217,4 +221,6 @@ def test_a_blend_winner_is_bundled_with_its_members(
     assert manifest["selection"]["verdict"].startswith("blend(")
     bundle = load_bundle(tmp_path / "model")
     assert bundle.scorer.kind == "blend"
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )

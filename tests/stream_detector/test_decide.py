@@ -34,7 +34,7 @@ def test_decisions_follow_the_model_and_threshold(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     X, _ = training_data(300, seed=5)
     outcome = Decider(bundle).decide(messages(X))
-    scores = bundle.score(X)
+    scores = bundle.score_samples(X)
     assert [d["event_id"] for d in outcome.decisions] == [f"tx-{i}" for i in range(300)]
     np.testing.assert_array_equal([d["score"] for d in outcome.decisions], scores)
     assert [d["flagged"] for d in outcome.decisions] == (scores >= 0.5).tolist()

@@ -21,7 +21,7 @@ def test_score_writes_one_decision_per_event_in_order(
     code, out = score_events(X)
     assert code == 0
     assert [d["event_id"] for d in out] == [f"tx-{i}" for i in range(500)]
-    expected = load_bundle(bundle_dir).score(X)
+    expected = load_bundle(bundle_dir).score_samples(X)
     np.testing.assert_allclose([d["score"] for d in out], expected, rtol=0, atol=1e-12)
     assert [d["flagged"] for d in out] == (expected >= 0.5).tolist()
     assert all(("reasons" in d) == d["flagged"] for d in out)

@@ -153,7 +153,7 @@ def test_threshold_flag_is_in_force_and_decisions_can_be_turned_off(
     produce_events(topics["events"], X)
     running = start_detector(topics, threshold=0.9, decisions_enabled=False)
     bundle, registry = running.bundle, running.registry
-    n_flagged = int((bundle.score(X) >= 0.9).sum())
+    n_flagged = int((bundle.score_samples(X) >= 0.9).sum())
     alerts = consume_all(topics["alerts"], n_flagged, timeout=60, settle=2.0)
     assert len(alerts) == n_flagged > 0
     assert {orjson.loads(r.value)["threshold"] for r in alerts} == {0.9}

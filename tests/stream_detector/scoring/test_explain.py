@@ -58,11 +58,11 @@ def test_sorted_descending_limited_to_top_and_only_positive() -> None:
 def _loop_oracle(scorer: Scorer, X: Array, reference: Array) -> Array:
     out = np.empty(X.shape)
     for i, x in enumerate(X):
-        base = scorer.score(x[None, :])[0]
+        base = scorer.score_samples(x[None, :])[0]
         for j in range(X.shape[1]):
             z = x.copy()
             z[j] = reference[j]
-            out[i, j] = base - scorer.score(z[None, :])[0]
+            out[i, j] = base - scorer.score_samples(z[None, :])[0]
     return out
 
 
@@ -97,9 +97,9 @@ def test_trees_match_a_loop_oracle(shuttle: tuple[np.ndarray, np.ndarray], kind:
 class CountingScorer(LinearScorer):
     calls: int = 0
 
-    def score(self, X: npt.ArrayLike) -> Array:
+    def score_samples(self, X: npt.ArrayLike) -> Array:
         type(self).calls += 1
-        return super().score(X)
+        return super().score_samples(X)
 
 
 def test_one_scorer_call_for_the_whole_batch() -> None:
