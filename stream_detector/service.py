@@ -52,7 +52,7 @@ from stream_detector.kafka.delivery import Delivery, Phase
 from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.publish import OutRecord, batch_records
 from stream_detector.messages import BatchOutcome, Message, Source
-from stream_detector.metrics import DetectorMetrics, observe_many
+from stream_detector.metrics import BatchObserver, DetectorMetrics
 from stream_detector.online import (
     ADMIN_PATH,
     AdminEndpoint,
@@ -101,6 +101,8 @@ class Service:
         self.bundle = bundle
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = DetectorMetrics(self.registry)
+        self._scores = BatchObserver(self.metrics.score)
+        self._event_lags = BatchObserver(self.metrics.event_lag_seconds)
         self.decider = Decider(
             bundle,
             threshold=settings.threshold,
@@ -275,9 +277,9 @@ class Service:
         if outcome.alerts:
             m.alerts.inc(len(outcome.alerts))
         # Histograms per batch: numpy counts the buckets, one increment per bucket touched.
-        observe_many(m.score, outcome.scores)
+        self._scores.observe_many(outcome.scores)
         if outcome.lags_seconds:
-            observe_many(m.event_lag_seconds, np.maximum(outcome.lags_seconds, 0.0))
+            self._event_lags.observe_many(np.maximum(outcome.lags_seconds, 0.0))
 
     def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self._consumer
