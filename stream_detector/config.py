@@ -48,6 +48,7 @@ __all__ = [
     "PriorSettings",
     "ProcessingGuarantee",
     "ProducerSettings",
+    "SettingsSection",
     "ThresholdMode",
     "TopicSettings",
     "load_yaml_file",
@@ -67,11 +68,26 @@ the share of flagged events near a budget (see :mod:`stream_detector.online.thre
 PriorWindow = Literal["rolling", "ewm"]
 
 
-class _Section(BaseModel):
+class SettingsSection(BaseModel):
+    """A nested group of settings (one YAML mapping): frozen, and unknown keys are errors.
+
+    The base of every section of :class:`DetectorSettings` and of the training settings.
+
+    >>> class Port(SettingsSection):
+    ...     port: int = 9108
+    >>> Port(port=1).port
+    1
+    >>> try:
+    ...     Port(prot=1)
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["type"])
+    extra_forbidden
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(SettingsSection):
     """How to reach the brokers, TLS and SASL included (passed through to kafka-python)."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -129,7 +145,7 @@ class KafkaSettings(_Section):
         return kwargs
 
 
-class TopicSettings(_Section):
+class TopicSettings(SettingsSection):
     """Topic names (CONTRACT defaults)."""
 
     events: str = "events"
@@ -139,7 +155,7 @@ class TopicSettings(_Section):
     dead_letter: str = "events.dlq"
 
 
-class ConsumerSettings(_Section):
+class ConsumerSettings(SettingsSection):
     """The consumer group and the micro-batch."""
 
     group_id: str = "stream-detector"
@@ -157,7 +173,7 @@ class ConsumerSettings(_Section):
     bounds the latency there (10 ms gives a p99 of a few ms at 1,000 events/s)."""
 
 
-class ProducerSettings(_Section):
+class ProducerSettings(SettingsSection):
     """Producer batching and durability for decisions, alerts and dead letters."""
 
     acks: Literal["all", "1", "0"] = "all"
@@ -170,7 +186,7 @@ class ProducerSettings(_Section):
     transaction_timeout_ms: int = Field(default=60_000, gt=0)
 
 
-class DedupeSettings(_Section):
+class DedupeSettings(SettingsSection):
     """Duplicate-alert suppression: an event alerted once is not alerted again."""
 
     enabled: bool = True
@@ -182,21 +198,21 @@ class DedupeSettings(_Section):
     readback_timeout_s: float = Field(default=30.0, gt=0)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(SettingsSection):
     """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65_535)
 
 
-class AdminSettings(_Section):
+class AdminSettings(SettingsSection):
     """The admin endpoint ``/admin/threshold`` on the metrics server; off without a token."""
 
     token: SecretStr | None = Field(default=None, min_length=16)
     """Bearer token the endpoint requires; set it through STREAM_DETECTOR_ADMIN__TOKEN."""
 
 
-class PriorSettings(_Section):
+class PriorSettings(SettingsSection):
     """How the positive-class rate is tracked from feedback labels."""
 
     window: PriorWindow = "rolling"
@@ -210,7 +226,7 @@ class PriorSettings(_Section):
     """The estimate stays within [reference / max_ratio, reference * max_ratio]."""
 
 
-class FeedbackSettings(_Section):
+class FeedbackSettings(SettingsSection):
     """Joining labels to recent decisions."""
 
     memory_size: int = Field(default=200_000, ge=1)
@@ -219,7 +235,7 @@ class FeedbackSettings(_Section):
     """Live precision over the last N labelled alerts, recall over the last N labelled frauds."""
 
 
-class AlertRateSettings(_Section):
+class AlertRateSettings(SettingsSection):
     """``threshold_mode: alert_rate``: flag about ``budget`` of the events."""
 
     budget: float = Field(default=0.01, gt=0.0, lt=1.0)
@@ -230,7 +246,7 @@ class AlertRateSettings(_Section):
     """Until this many scores were seen, the fixed threshold is in force."""
 
 
-class DriftSettings(_Section):
+class DriftSettings(SettingsSection):
     """ADWIN drift detectors on the score stream, the feature means and the labels."""
 
     enabled: bool = True
@@ -242,7 +258,7 @@ class DriftSettings(_Section):
     """A signal counts as drifting on ``/healthz`` this long after a detection."""
 
 
-class ColdStartSettings(_Section):
+class ColdStartSettings(SettingsSection):
     """The online anomaly scorer ``serve`` runs when no model bundle is given."""
 
     features: list[str] = Field(default_factory=lambda: ["amount"], min_length=1)
@@ -259,7 +275,7 @@ class ColdStartSettings(_Section):
     random_state: int = 42
 
 
-class OnlineSettings(_Section):
+class OnlineSettings(SettingsSection):
     """The River side of ``serve``: class balance, thresholds, drift, cold start."""
 
     prior: PriorSettings = PriorSettings()
