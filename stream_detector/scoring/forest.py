@@ -21,6 +21,7 @@ from stream_detector.errors import ConfigError
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.payload import spec_int
+from stream_detector.scoring.sklearn_internals import max_features, max_samples
 from stream_detector.scoring.trees import LocalTree, TreeArrays
 
 __all__ = ["IsolationForestScorer", "average_path_length"]
@@ -102,7 +103,7 @@ class IsolationForestScorer(Scorer):
         if type(iforest).__name__ != "IsolationForest" or not hasattr(iforest, "estimators_"):
             raise ConfigError(f"expected a fitted IsolationForest; got {type(iforest).__name__}")
         n_features = int(iforest.n_features_in_)
-        subsample = iforest._max_features != n_features  # as in score_samples
+        subsample = max_features(iforest) != n_features  # as in score_samples
         trees = []
         for tree, features in zip(iforest.estimators_, iforest.estimators_features_, strict=True):
             t = tree.tree_
@@ -119,9 +120,9 @@ class IsolationForestScorer(Scorer):
                     value=np.where(leaf, depth + average_path_length(t.n_node_samples), 0.0),
                 )
             )
-        max_samples = int(getattr(iforest, "_max_samples", iforest.max_samples_))
         return cls(
-            trees=TreeArrays.from_trees(trees, n_features=n_features), max_samples=max_samples
+            trees=TreeArrays.from_trees(trees, n_features=n_features),
+            max_samples=max_samples(iforest),
         )
 
     def _score_samples(self, X: Array) -> Array:

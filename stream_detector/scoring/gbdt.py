@@ -1,10 +1,12 @@
 """Gradient-boosted trees scorer: ``sigmoid(baseline + sum of leaf values + logit_offset)``.
 
 Compiled from a binary ``sklearn.ensemble.HistGradientBoostingClassifier`` with numeric
-features: its trees (``_predictors``) become flat arrays, leaf values already include the
+features: its trees become flat arrays, leaf values already include the
 learning rate, and ``baseline`` is the model's initial log-odds. A row goes left when
 ``x <= threshold``; NaN goes where the tree learnt missing values go (``missing_go_to_left``),
-and a ``+inf`` threshold sends only NaN right, exactly as scikit-learn predicts.
+and a ``+inf`` threshold sends only NaN right, exactly as scikit-learn predicts. The trees and
+the baseline are private attributes of the model, read through
+:mod:`stream_detector.scoring.sklearn_internals`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.link import sigmoid, sigmoid_of
 from stream_detector.scoring.payload import spec_float, spec_int
+from stream_detector.scoring.sklearn_internals import (
+    baseline_log_odds,
+    has_preprocessor,
+    predictors,
+)
 from stream_detector.scoring.trees import LocalTree, TreeArrays
 
 __all__ = ["GradientBoostingScorer"]
@@ -85,20 +92,18 @@ class GradientBoostingScorer(Scorer):
             categorical features.
         """
         name = type(model).__name__
-        if name != "HistGradientBoostingClassifier" or not hasattr(model, "_predictors"):
+        if name != "HistGradientBoostingClassifier" or not hasattr(model, "classes_"):
             raise ConfigError(f"expected a fitted HistGradientBoostingClassifier; got {name}")
         if len(model.classes_) != 2 or model.n_trees_per_iteration_ != 1:
             raise ConfigError(f"expected a binary classifier; got {len(model.classes_)} classes")
         categorical = getattr(model, "is_categorical_", None)
-        if (categorical is not None and np.any(categorical)) or getattr(
-            model, "_preprocessor", None
-        ) is not None:
+        if (categorical is not None and np.any(categorical)) or has_preprocessor(model):
             raise ConfigError(
                 "cannot compile a HistGradientBoostingClassifier with categorical features; "
                 "expected numeric features only"
             )
         trees = []
-        for (predictor,) in model._predictors:
+        for predictor in predictors(model):
             nodes = predictor.nodes
             leaf = nodes["is_leaf"].astype(bool)
             if np.any(nodes["is_categorical"]):
@@ -113,7 +118,7 @@ class GradientBoostingScorer(Scorer):
                     value=np.where(leaf, nodes["value"], 0.0),
                 )
             )
-        baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
+        baseline = baseline_log_odds(model)
         return cls(
             trees=TreeArrays.from_trees(
                 trees, n_features=int(model.n_features_in_), inf_threshold=True
