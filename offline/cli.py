@@ -13,94 +13,137 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from offline.config import MODELS, SCORERS, TECHNIQUES, TrainSettings
+from offline.config import (
+    MODELS,
+    SCORERS,
+    TECHNIQUES,
+    MissingPolicy,
+    SplitMethod,
+    TrainSettings,
+)
 from offline.progress import Progress
 from stream_detector.command import Command
 from stream_detector.errors import ConfigError
+from stream_detector.flags import (
+    SettingFlag,
+    add_config_flag,
+    add_setting_flags,
+    csv_choice,
+    setting_overrides,
+)
 
 __all__ = ["COMPARE", "EVALUATE", "TRAIN", "CompareCommand", "EvaluateCommand", "TrainCommand"]
 
 
-def _csv_choice(allowed: tuple[str, ...], what: str) -> Any:
-    def parse(text: str) -> tuple[str, ...]:
-        values = tuple(v.strip() for v in text.split(",") if v.strip())
-        bad = [v for v in values if v not in allowed]
-        if bad or not values:
-            raise argparse.ArgumentTypeError(
-                f"{what} must be a comma-separated subset of {','.join(allowed)}; got {text!r}"
-            )
-        return values
-
-    return parse
+_DATA_FLAGS = (
+    SettingFlag(
+        "--missing",
+        "data.missing",
+        choices=get_args(MissingPolicy),
+        help="missing feature values: refuse the file, or fill with medians",
+    ),
+)
+_FIT_FLAGS = (
+    SettingFlag(
+        "--threshold-policy",
+        "threshold_policy",
+        metavar="SPEC",
+        help="max_f1 | max_fbeta:B | precision:P | recall:R | cost:FP,FN | alert_rate:R | fixed:T",
+    ),
+    SettingFlag("--seed", "seed", type=int, help="seed of every random component"),
+    SettingFlag("--folds", "validation.n_splits", type=int, metavar="K", help="validation folds"),
+    SettingFlag(
+        "--split",
+        "validation.method",
+        choices=get_args(SplitMethod),
+        help="validation split (auto: time-ordered when there is a timestamp)",
+    ),
+    SettingFlag(
+        "--gap-days",
+        "validation.gap_days",
+        type=float,
+        metavar="D",
+        help="time splits: leave out training rows D days before validation",
+    ),
+    SettingFlag(
+        "--sampling-strategy",
+        "resampling.sampling_strategy",
+        metavar="R",
+        help="minority/majority ratio after resampling, or 'auto' (1:1)",
+    ),
+)
+_TRAIN_FLAGS = (
+    SettingFlag(
+        "--technique",
+        "technique",
+        choices=[*TECHNIQUES, "auto"],
+        help="imbalance technique; auto trains the winner of compare",
+    ),
+    SettingFlag("--scorer", "scorer", choices=SCORERS, help="classifier, anomaly or hybrid"),
+    SettingFlag(
+        "--model",
+        "model",
+        dest="model_name",
+        choices=MODELS,
+        help="the classifier: logistic (default) or hgb",
+    ),
+)
+_COMPARE_FLAGS = (
+    SettingFlag(
+        "--techniques",
+        "compare.techniques",
+        type=csv_choice(TECHNIQUES, "--techniques"),
+        metavar="LIST",
+        help="comma-separated subset of techniques",
+    ),
+    SettingFlag(
+        "--scorers",
+        "compare.scorers",
+        type=csv_choice(SCORERS, "--scorers"),
+        metavar="LIST",
+        help="comma-separated subset of scorers",
+    ),
+    SettingFlag(
+        "--models",
+        "compare.models",
+        type=csv_choice(MODELS, "--models"),
+        metavar="LIST",
+        help="comma-separated subset of classifier models",
+    ),
+)
+_EVALUATE_FLAGS = (
+    SettingFlag(
+        "--k", "evaluation.precision_at_k", type=int, metavar="K", help="precision@k (default 100)"
+    ),
+)
+_SETTING_FLAGS = (
+    *_DATA_FLAGS,
+    *_FIT_FLAGS,
+    *_TRAIN_FLAGS,
+    *_COMPARE_FLAGS,
+    *_EVALUATE_FLAGS,
+)
+"""Every flag of the offline commands that overrides a training setting; a command adds its
+own and reads them all (a flag it lacks is never given)."""
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="FILE", help="CSV or Parquet file")
     parser.add_argument("--label", required=True, metavar="COL", help="the 0/1 label column")
-    parser.add_argument("--config", metavar="FILE", help="YAML settings (configs/train.yaml)")
-    parser.add_argument(
-        "--missing",
-        choices=["refuse", "impute_median"],
-        help="missing feature values: refuse the file, or fill with medians",
-    )
+    add_config_flag(parser, "YAML settings (configs/train.yaml)")
+    add_setting_flags(parser, _DATA_FLAGS)
 
 
 def _fit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threshold-policy",
-        metavar="SPEC",
-        help="max_f1 | max_fbeta:B | precision:P | recall:R | cost:FP,FN | alert_rate:R | fixed:T",
-    )
-    parser.add_argument("--seed", type=int, help="seed of every random component")
-    parser.add_argument("--folds", type=int, metavar="K", help="validation folds")
-    parser.add_argument(
-        "--split",
-        choices=["auto", "stratified", "time"],
-        help="validation split (auto: time-ordered when there is a timestamp)",
-    )
-    parser.add_argument(
-        "--gap-days",
-        type=float,
-        metavar="D",
-        help="time splits: leave out training rows D days before validation",
-    )
-    parser.add_argument(
-        "--sampling-strategy",
-        metavar="R",
-        help="minority/majority ratio after resampling, or 'auto' (1:1)",
-    )
+    add_setting_flags(parser, _FIT_FLAGS)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags given on the command line, as a nested settings mapping."""
-    flat = {
-        ("technique",): getattr(args, "technique", None),
-        ("scorer",): getattr(args, "scorer", None),
-        ("model",): getattr(args, "model_name", None),
-        ("threshold_policy",): getattr(args, "threshold_policy", None),
-        ("seed",): getattr(args, "seed", None),
-        ("data", "missing"): getattr(args, "missing", None),
-        ("validation", "n_splits"): getattr(args, "folds", None),
-        ("validation", "method"): getattr(args, "split", None),
-        ("validation", "gap_days"): getattr(args, "gap_days", None),
-        ("resampling", "sampling_strategy"): getattr(args, "sampling_strategy", None),
-        ("evaluation", "precision_at_k"): getattr(args, "k", None),
-        ("compare", "techniques"): getattr(args, "techniques", None),
-        ("compare", "scorers"): getattr(args, "scorers", None),
-        ("compare", "models"): getattr(args, "models", None),
-    }
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        if value is None:
-            continue
-        node = nested
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return nested
+    """The settings flags given on the command line, as a nested settings mapping."""
+    return setting_overrides(args, _SETTING_FLAGS)
 
 
 def _progress(args: argparse.Namespace) -> Progress:
@@ -116,18 +159,7 @@ class TrainCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _data_arguments(parser)
         parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory")
-        parser.add_argument(
-            "--technique",
-            choices=[*TECHNIQUES, "auto"],
-            help="imbalance technique; auto trains the winner of compare",
-        )
-        parser.add_argument("--scorer", choices=SCORERS, help="classifier, anomaly or hybrid")
-        parser.add_argument(
-            "--model",
-            dest="model_name",
-            choices=MODELS,
-            help="the classifier: logistic (default) or hgb",
-        )
+        add_setting_flags(parser, _TRAIN_FLAGS)
         _fit_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -171,24 +203,7 @@ class CompareCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write compare.json and report.md")
-        parser.add_argument(
-            "--techniques",
-            type=_csv_choice(TECHNIQUES, "--techniques"),
-            metavar="LIST",
-            help="comma-separated subset of techniques",
-        )
-        parser.add_argument(
-            "--scorers",
-            type=_csv_choice(SCORERS, "--scorers"),
-            metavar="LIST",
-            help="comma-separated subset of scorers",
-        )
-        parser.add_argument(
-            "--models",
-            type=_csv_choice(MODELS, "--models"),
-            metavar="LIST",
-            help="comma-separated subset of classifier models",
-        )
+        add_setting_flags(parser, _COMPARE_FLAGS)
         _fit_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -231,7 +246,7 @@ class EvaluateCommand(Command):
         parser.add_argument("--model", required=True, metavar="DIR", help="model bundle")
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write metrics.json and report.md")
-        parser.add_argument("--k", type=int, metavar="K", help="precision@k (default 100)")
+        add_setting_flags(parser, _EVALUATE_FLAGS)
 
     def run(self, args: argparse.Namespace) -> int:
         if args.k is not None and args.k < 1:

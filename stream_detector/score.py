@@ -21,6 +21,7 @@ from stream_detector.bundle import load_bundle
 from stream_detector.command import Command
 from stream_detector.decide import Decider
 from stream_detector.errors import DataError
+from stream_detector.flags import THRESHOLD
 from stream_detector.messages import Message, Source
 
 __all__ = ["ScoreCommand"]
@@ -65,13 +66,7 @@ class ScoreCommand(Command):
             "--input", default="-", metavar="FILE", help="JSON Lines events (- = stdin)"
         )
         parser.add_argument("--output", default="-", metavar="FILE", help="decisions (- = stdout)")
-        parser.add_argument(
-            "--threshold",
-            type=float,
-            default=None,
-            metavar="X",
-            help="override the bundle's threshold, in [0, 1]",
-        )
+        THRESHOLD.add_to(parser)
         parser.add_argument(
             "--reasons",
             type=int,

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import get_args
 
 import numpy as np
 from kafka import KafkaConsumer
@@ -43,10 +43,19 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import ModelBundle, load_bundle
 from stream_detector.command import Command
-from stream_detector.config import DetectorSettings
+from stream_detector.config import DetectorSettings, ThresholdMode
 from stream_detector.decide import Decider
 from stream_detector.endpoints import EndpointServer
 from stream_detector.errors import BrokerError
+from stream_detector.flags import (
+    LOG_LEVEL,
+    THRESHOLD,
+    SettingFlag,
+    add_config_flag,
+    add_setting_flags,
+    configure_logging,
+    setting_overrides,
+)
 from stream_detector.kafka.clients import make_consumer
 from stream_detector.kafka.delivery import Delivery, Phase
 from stream_detector.kafka.factory import make_delivery
@@ -63,7 +72,7 @@ from stream_detector.online import (
 )
 from stream_detector.redact import install_secret_filter
 
-__all__ = ["GC_THRESHOLDS", "ServeCommand", "Service", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "SERVE_FLAGS", "ServeCommand", "Service", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -342,53 +351,45 @@ def _stop_on_signals(service: Service) -> Iterator[None]:
             signal.signal(s, h)
 
 
+SERVE_FLAGS = (
+    SettingFlag("--model", "model", metavar="DIR", help="model bundle directory"),
+    SettingFlag(
+        "--bootstrap-servers", "kafka.bootstrap_servers", metavar="HOST:PORT", help="Kafka brokers"
+    ),
+    THRESHOLD,
+    SettingFlag(
+        "--threshold-mode",
+        "threshold_mode",
+        choices=get_args(ThresholdMode),
+        help="how the threshold in force is set (default fixed)",
+    ),
+    SettingFlag(
+        "--metrics-port", "metrics.port", type=int, metavar="N", help="HTTP port (default 9108)"
+    ),
+    SettingFlag("--metrics-host", "metrics.host", metavar="ADDR", help="HTTP bind address"),
+    SettingFlag("--group-id", "consumer.group_id", metavar="NAME", help="consumer group"),
+    SettingFlag(
+        "--no-decisions",
+        "decisions_enabled",
+        const=False,
+        help="publish alerts and dead letters only",
+    ),
+)
+"""``serve``'s flags and the settings each one overrides (the top-level ``--log-level`` too)."""
+
+
 class ServeCommand(Command):
     name = "serve"
     help = "consume events from Kafka, score them, publish decisions and alerts"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--config", metavar="FILE", help="YAML settings (configs/detector.yaml)"
-        )
-        parser.add_argument("--model", metavar="DIR", help="model bundle directory")
-        parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers")
-        parser.add_argument("--threshold", type=float, metavar="X", help="override the threshold")
-        parser.add_argument(
-            "--threshold-mode",
-            choices=["fixed", "prior_corrected", "alert_rate"],
-            help="how the threshold in force is set (default fixed)",
-        )
-        parser.add_argument(
-            "--metrics-port", type=int, metavar="N", help="HTTP port (default 9108)"
-        )
-        parser.add_argument("--metrics-host", metavar="ADDR", help="HTTP bind address")
-        parser.add_argument("--group-id", metavar="NAME", help="consumer group")
-        parser.add_argument(
-            "--no-decisions", action="store_true", help="publish alerts and dead letters only"
-        )
+        add_config_flag(parser, "YAML settings (configs/detector.yaml)")
+        add_setting_flags(parser, SERVE_FLAGS)
 
     def run(self, args: argparse.Namespace) -> int:
-        overrides: dict[str, Any] = {}
-        if args.model is not None:
-            overrides["model"] = args.model
-        if args.threshold is not None:
-            overrides["threshold"] = args.threshold
-        if args.threshold_mode is not None:
-            overrides["threshold_mode"] = args.threshold_mode
-        if args.bootstrap_servers is not None:
-            overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-        metrics = {}
-        if args.metrics_port is not None:
-            metrics["port"] = args.metrics_port
-        if args.metrics_host is not None:
-            metrics["host"] = args.metrics_host
-        if metrics:
-            overrides["metrics"] = metrics
-        if args.group_id is not None:
-            overrides["consumer"] = {"group_id": args.group_id}
-        if args.no_decisions:
-            overrides["decisions_enabled"] = False
+        overrides = setting_overrides(args, [*SERVE_FLAGS, LOG_LEVEL])
         settings = DetectorSettings.load(args.config, overrides)
+        configure_logging(settings.log_level)
         install_secret_filter(settings)  # client libraries log requests at DEBUG
         if settings.model is None:
             cold = settings.online.cold_start
