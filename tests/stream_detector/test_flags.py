@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,51 @@ def test_csv_choice_refuses_an_empty_or_unknown_list() -> None:
     for text in ("", ",", "a,c"):
         with pytest.raises(argparse.ArgumentTypeError, match="--x must be a comma-separated"):
             parse(text)
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "flag", "expected"),
+    [
+        ("WARNING", None, None, "WARNING"),
+        ("WARNING", "ERROR", None, "ERROR"),
+        ("WARNING", "ERROR", "DEBUG", "DEBUG"),
+        (None, None, None, "INFO"),
+    ],
+)
+def test_log_level_is_flag_then_environment_then_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    file: str | None,
+    env: str | None,
+    flag: str | None,
+    expected: str,
+) -> None:
+    config = tmp_path / "detector.yaml"
+    config.write_text(f"log_level: {file}\n" if file else "")
+    monkeypatch.delenv("STREAM_DETECTOR_LOG_LEVEL", raising=False)
+    if env is not None:
+        monkeypatch.setenv("STREAM_DETECTOR_LOG_LEVEL", env)
+    parser = argparse.ArgumentParser()
+    LOG_LEVEL.add_to(parser)
+    args = parser.parse_args(["--log-level", flag] if flag else [])
+    settings = DetectorSettings.load(config, setting_overrides(args, [LOG_LEVEL]))
+    assert settings.log_level == expected
+
+
+@pytest.mark.parametrize(("flag", "shown"), [(None, False), ("INFO", True)])
+def test_serve_logs_at_its_settings_log_level(
+    tmp_path: Path, flag: str | None, shown: bool
+) -> None:
+    """The file says WARNING: serve's INFO line about a cold start shows only with the flag."""
+    config = tmp_path / "detector.yaml"
+    config.write_text(
+        "log_level: WARNING\nkafka:\n  bootstrap_servers: 127.0.0.1:1\n  connect_timeout_s: 0.2\n"
+        "metrics:\n  port: 0\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_DETECTOR_")}
+    argv = [sys.executable, "-m", "stream_detector"]
+    argv += ["--log-level", flag] if flag else []
+    argv += ["serve", "--config", str(config)]
+    done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr  # no broker: one line, exit code 2
+    assert ("level=INFO" in done.stderr and "cold start" in done.stderr) is shown, done.stderr
