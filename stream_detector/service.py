@@ -323,9 +323,8 @@ def tune_gc() -> None:
     are frozen (moved to a generation the collector never scans; :func:`gc.freeze`) and the
     youngest generation's threshold raised (:data:`GC_THRESHOLDS`); the run loop adds a full
     collection every minute. Reference counting frees almost everything anyway; the collector
-    only has cycles left to find. Measured with ``benchmarks/throughput.py`` on a 2-core
-    machine: serve with decisions went from 0.67 to 0.99 of a bare kafka-python
-    consume->produce pipe's rate, and the CPU per event from 53 to 36 us.
+    only has cycles left to find. What this gains, measured with ``benchmarks/throughput.py``,
+    is in the README (Performance).
     """
     gc.collect()
     gc.freeze()

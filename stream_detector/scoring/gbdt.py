@@ -129,7 +129,7 @@ class GradientBoostingScorer(Scorer):
 
     def _score_samples(self, X: Array) -> Array:
         raw = self._compiled.leaf_sum(X)
-        if raw.shape[0] == 1:  # one row: the sigmoid in plain Python costs a fifth
+        if raw.shape[0] == 1:  # one row: plain Python's sigmoid is cheaper than numpy's
             return np.array([sigmoid_of(float(raw[0]) + (self.baseline + self.logit_offset))])
         raw += self.baseline + self.logit_offset
         return sigmoid(raw)
