@@ -35,7 +35,7 @@ _READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 
 
 class DetectorMetrics:
-    """Every metric of the contract, on one registry."""
+    """The run loop's and the online side's metrics (the delivery's: :class:`DeliveryMetrics`)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
