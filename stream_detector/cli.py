@@ -38,11 +38,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _builtin_commands() -> list[Command]:
     from stream_detector.devbroker import BrokerCommand
+    from stream_detector.notify import NotifyCommand
     from stream_detector.score import ScoreCommand
     from stream_detector.service import ServeCommand
     from stream_detector.simulate.command import SimulateCommand
 
-    return [ScoreCommand(), ServeCommand(), SimulateCommand(), BrokerCommand()]
+    return [ScoreCommand(), ServeCommand(), SimulateCommand(), BrokerCommand(), NotifyCommand()]
 
 
 def _plugin_commands() -> list[Command]:
@@ -62,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     LOG_LEVEL.add_to(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    order = ["train", "compare", "evaluate", "score", "serve", "simulate", "broker", "demo"]
+    order = [
+        "train",
+        "compare",
+        "evaluate",
+        "score",
+        "serve",
+        "notify",
+        "simulate",
+        "broker",
+        "demo",
+    ]
     commands = {c.name: c for c in [*_builtin_commands(), *_plugin_commands()]}
     for name in sorted(commands, key=lambda n: (order.index(n) if n in order else len(order), n)):
         command = commands[name]

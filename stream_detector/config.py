@@ -44,6 +44,7 @@ __all__ = [
     "KafkaSettings",
     "LayeredSettings",
     "MetricsSettings",
+    "NotifySettings",
     "OnlineSettings",
     "PriorSettings",
     "ProcessingGuarantee",
@@ -286,6 +287,34 @@ class OnlineSettings(SettingsSection):
     cold_start: ColdStartSettings = ColdStartSettings()
 
 
+class NotifySettings(SettingsSection):
+    """``stream-detector notify``: alerts from the alerts topic to an HTTP webhook."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
+    """The webhook (a case-management API, a chat bridge); set STREAM_DETECTOR_NOTIFY__URL."""
+    secret: SecretStr | None = Field(default=None, min_length=16)
+    """Shared secret of the HMAC-SHA256 body signature; set STREAM_DETECTOR_NOTIFY__SECRET."""
+    auth_token: SecretStr | None = Field(default=None, min_length=1)
+    """Sent as ``Authorization: Bearer <token>`` when set (STREAM_DETECTOR_NOTIFY__AUTH_TOKEN)."""
+    group_id: str = Field(default="stream-detector-notify", min_length=1)
+    """The consumer group, apart from ``serve``'s: both read the alerts at their own pace."""
+    dead_letter: str = Field(default="alerts.notify.dlq", min_length=1)
+    """Alerts the webhook refused or never acknowledged go here, with the reason."""
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    """Alerts polled together; their offsets are committed once all are delivered or
+    dead-lettered, so a crash repeats at most this many."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Requests in flight at once."""
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    """Attempts per alert before it is dead-lettered (``exhausted``)."""
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    """Pause before retry *n*: uniform in [0, min(max, initial * 2**(n-1))] (full jitter)."""
+    metrics: MetricsSettings = MetricsSettings(port=9109)
+
+
 _yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_yaml_data", default=None)
 
 
@@ -326,7 +355,7 @@ def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
     received = err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: unknown key '{key}'")
-    shown = "***" if "password" in key or "token" in key else repr(received)
+    shown = "***" if any(w in key for w in ("password", "token", "secret")) else repr(received)
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
 
 
@@ -400,3 +429,4 @@ class DetectorSettings(LayeredSettings):
     dedupe: DedupeSettings = DedupeSettings()
     reasons_top: int = Field(default=3, ge=0, le=50)
     log_level: LogLevel = "INFO"
+    notify: NotifySettings = NotifySettings()

@@ -2,10 +2,11 @@
 
 Names, types and labels are part of the external contract (docs/CONTRACT.md). Each metric is
 declared with ``namespace=NAMESPACE``, so prometheus_client prefixes every name with
-``stream_detector_`` (and counters with the ``_total`` suffix). Two groups, one per owner:
+``stream_detector_`` (and counters with the ``_total`` suffix). Three groups, one per owner:
 :class:`DetectorMetrics` for the run loop and the online side, :class:`DeliveryMetrics` for
-the delivery guarantees (:mod:`stream_detector.kafka.delivery`); both go on the service's one
-registry. Tests build a fresh ``CollectorRegistry`` per case:
+the delivery guarantees (:mod:`stream_detector.kafka.delivery`), both on the service's one
+registry, and :class:`NotifyMetrics` for ``stream-detector notify`` (its own process and
+registry). Tests build a fresh ``CollectorRegistry`` per case:
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
@@ -17,19 +18,44 @@ registry. Tests build a fresh ``CollectorRegistry`` per case:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-__all__ = ["NAMESPACE", "BatchObserver", "DeliveryMetrics", "DetectorMetrics", "observe_many"]
+__all__ = [
+    "NAMESPACE",
+    "BatchObserver",
+    "DeliveryMetrics",
+    "DetectorMetrics",
+    "NotifyMetrics",
+    "observe_many",
+]
 
 NAMESPACE = "stream_detector"
 """The prefix of every exported metric name."""
 
 _SCORE_BUCKETS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99, 1.0)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_DELIVERY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -157,6 +183,54 @@ class DetectorMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        # Operations: what alert rules compare the live figures with, and readiness.
+        self.validation_precision = Gauge(
+            "validation_precision",
+            "Precision at the threshold on the bundle's validation data (NaN when unknown).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.validation_recall = Gauge(
+            "validation_recall",
+            "Recall at the threshold on the bundle's validation data (NaN when unknown).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.alert_precision_labels = Gauge(
+            "alert_precision_labels",
+            "Labelled alerts the live precision is computed over.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.alert_recall_labels = Gauge(
+            "alert_recall_labels",
+            "Labelled frauds the live recall is computed over.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "ready",
+            "1 while /readyz answers 200 (consumer assigned, model loaded), else 0.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.validation_precision.set(math.nan)
+        self.validation_recall.set(math.nan)
+
+    def set_validation(self, metrics: Mapping[str, float | None]) -> None:
+        """Export the bundle manifest's validation ``precision`` and ``recall``.
+
+        >>> m = DetectorMetrics(CollectorRegistry())
+        >>> m.set_validation({"precision": 0.8, "recall": None})
+        >>> m.registry.get_sample_value("stream_detector_validation_precision")
+        0.8
+        """
+        for key, gauge in (
+            ("precision", self.validation_precision),
+            ("recall", self.validation_recall),
+        ):
+            value = metrics.get(key)
+            gauge.set(math.nan if value is None else float(value))
 
     def set_model(self, *, model_version: str, technique: str, scorer: str) -> None:
         """Publish the loaded bundle as ``stream_detector_model_info``."""
@@ -214,6 +288,77 @@ class DeliveryMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+
+
+class NotifyMetrics:
+    """The metrics of ``stream-detector notify`` (alerts to a webhook), on one registry.
+
+    Labelled counters start at 0 for every known reason, so rate() sees them from the start.
+
+    >>> registry = CollectorRegistry()
+    >>> metrics = NotifyMetrics(registry, failure_reasons=["timeout"], dead_letter_reasons=["exhausted"])
+    >>> registry.get_sample_value("stream_detector_notify_failures_total", {"reason": "timeout"})
+    0.0
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        failure_reasons: Iterable[str] = (),
+        dead_letter_reasons: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.delivered = Counter(
+            "delivered",
+            "Alerts the webhook acknowledged with a 2xx answer.",
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.retries = Counter(
+            "retries",
+            "Webhook requests sent again after a failed attempt.",
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.failures = Counter(
+            "failures",
+            "Failed webhook attempts, by reason (timeout, connection, server_error, ...).",
+            ["reason"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters",
+            "Alerts sent to the notify dead-letter topic, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "delivery_seconds",
+            "Time from poll to the webhook's acknowledgement, retries included.",
+            buckets=_DELIVERY_BUCKETS,
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "Alerts not yet delivered: end offset minus committed offset, per partition.",
+            ["partition"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        for reason in failure_reasons:
+            self.failures.labels(reason=reason)
+        for reason in dead_letter_reasons:
+            self.dead_letters.labels(reason=reason)
 
 
 class BatchObserver:

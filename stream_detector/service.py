@@ -166,6 +166,8 @@ class Service:
             technique=self.bundle.manifest.technique,
             scorer=self.bundle.manifest.scorer,
         )
+        m.set_validation(self.bundle.manifest.metrics)
+        m.ready.set_function(lambda: float(self.is_ready()))
         self.endpoints.start()
         try:
             self.delivery.start()

@@ -196,6 +196,9 @@ class OnlineMonitor:
             precision, recall = self.feedback.precision(), self.feedback.recall()
             m.alert_precision.set(math.nan if precision is None else precision)
             m.alert_recall.set(math.nan if recall is None else recall)
+            n_alerts, n_frauds = self.feedback.support()
+            m.alert_precision_labels.set(n_alerts)
+            m.alert_recall_labels.set(n_frauds)
 
     # -- live control ---------------------------------------------------------------------
 

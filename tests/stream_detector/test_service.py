@@ -130,6 +130,12 @@ def test_every_message_ends_as_a_decision_alert_or_dead_letter(
         == 1.0
     )
     assert registry.get_sample_value("stream_detector_event_lag_seconds_count") == len(events)
+    # The validation figures live quality is compared with, and readiness, for alert rules.
+    validation = bundle.manifest.metrics
+    for key in ("precision", "recall"):
+        exported = registry.get_sample_value(f"stream_detector_validation_{key}")
+        assert exported == validation[key], key
+    assert registry.get_sample_value("stream_detector_ready") == 1.0
 
     status, body = running.get("/metrics")
     assert status == 200
@@ -141,6 +147,7 @@ def test_every_message_ends_as_a_decision_alert_or_dead_letter(
     running.thread.join(timeout=30)
     assert running.code == 0
     assert not detector.is_ready()
+    assert registry.get_sample_value("stream_detector_ready") == 0.0
 
 
 def test_threshold_flag_is_in_force_and_decisions_can_be_turned_off(
