@@ -115,6 +115,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as webhook servers answer
+            disable_nagle_algorithm = True  # headers and body go out in two writes
 
             def setup(self) -> None:
                 super().setup()

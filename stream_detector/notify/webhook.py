@@ -18,6 +18,7 @@ stream_detector.errors.ConfigError: notify.url must be an http:// or https:// UR
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -179,6 +180,9 @@ class WebhookClient:
         conn.connect()
         assert conn.sock is not None
         conn.sock.settimeout(self.read_timeout_s)
+        # http.client sends the headers and the body in two writes: without this, Nagle's
+        # algorithm holds the body until the receiver's delayed ACK (40 ms on Linux).
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._local.conn = conn
         with self._lock:
             self._open.append(conn)
