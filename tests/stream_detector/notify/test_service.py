@@ -286,5 +286,6 @@ def test_kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight
     keys = delivered_keys(receiver)
     assert set(keys) == {f"tx-{i}" for i in range(n_alerts)}  # 0 lost
     duplicates = sum(keys.values()) - n_alerts
+    print(f"kill -9 after {before} requests: lost 0, duplicates {duplicates} (batch {batch_size})")
     assert 0 <= duplicates <= batch_size  # at most the batch in flight
     assert consume_all(topics["dlq"], 1, timeout=2) == []
