@@ -14,8 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from stream_detector.kafka.delivery import DeliveryMetrics
-from stream_detector.metrics import DetectorMetrics, NotifyMetrics
+from stream_detector.metrics import DeliveryMetrics, DetectorMetrics, NotifyMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "configs" / "alerts.yml"

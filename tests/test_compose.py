@@ -31,8 +31,7 @@ from stream_detector.config import (
     TopicSettings,
 )
 from stream_detector.devbroker import DEFAULT_TOPICS
-from stream_detector.kafka.delivery import DeliveryMetrics
-from stream_detector.metrics import DetectorMetrics, NotifyMetrics
+from stream_detector.metrics import DeliveryMetrics, DetectorMetrics, NotifyMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
