@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import signal
 import threading
 import time
@@ -119,6 +120,7 @@ class Notifier:
             self.registry, ready=self.is_ready, host=n.metrics.host, port=n.metrics.port
         )
         self._ready = False
+        self._rng = random.Random()  # jitter of the dead-letter publish retries
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._pool = (
@@ -259,7 +261,7 @@ class Notifier:
                     future.get(timeout=_ACK_TIMEOUT_S)
             except KafkaError as exc:
                 attempt += 1
-                pause = backoff(attempt, initial=0.5, maximum=10.0, rng=self.sender._rng)
+                pause = backoff(attempt, initial=0.5, maximum=10.0, rng=self._rng)
                 log.warning(
                     "dead-letter publish failed topic=%s alerts=%d attempt=%d retry_in=%.2fs "
                     "error=%s",
