@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError, DataError
+from stream_detector.scoring.attribution import Attribution
 
 __all__ = ["Array", "Payload", "PayloadKind", "Scorer", "check_rows", "scorer_from_payload"]
 
@@ -83,7 +84,8 @@ class Scorer(abc.ABC):
     """A scorer maps a batch of feature rows to scores in [0, 1]; higher is more suspicious.
 
     Subclasses set ``kind`` (the payload's ``spec["kind"]``), store ``n_features`` and implement
-    :meth:`_score_samples` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`.
+    :meth:`_score_samples` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`;
+    those that can explain their scores additively also implement :meth:`_attribute`.
     ``from_payload(*to_payload())`` gives a scorer with identical scores. Defining a subclass
     with a ``kind`` registers it with :func:`scorer_from_payload`.
 
@@ -146,6 +148,46 @@ class Scorer(abc.ABC):
     @abc.abstractmethod
     def _score_samples(self, X: Array) -> Array:
         """Scores of rows already checked by :func:`check_rows`."""
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether :meth:`attribute` works (tree scorers need node covers in their payload)."""
+        return type(self)._attribute is not Scorer._attribute
+
+    def attribute(self, X: npt.ArrayLike, reference: npt.ArrayLike) -> Attribution:
+        """Feature contributions that add up to each row's output minus a baseline.
+
+        The contributions are in the space where the scorer is additive (log-odds for
+        probability scorers, ``log2`` of the score for an isolation forest, the score for a
+        blend); :meth:`Attribution.scores` and :meth:`Attribution.logits` carry them into the
+        units of the score or its log-odds. See :mod:`stream_detector.scoring.attribution`.
+
+        Parameters
+        ----------
+        X
+            Matrix of shape ``(n_rows, n_features)``, columns in manifest order.
+        reference
+            Typical value of each feature (training medians), shape ``(n_features,)``: the
+            baseline row of linear models; tree ensembles measure from their training data.
+
+        Raises
+        ------
+        DataError
+            If ``X`` or ``reference`` do not match the scorer's features.
+        BundleError
+            If the scorer cannot attribute (:attr:`can_attribute` is false).
+        """
+        rows = check_rows(X, self.n_features, allow_nan=self.allow_nan)
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.shape != (self.n_features,) or not np.isfinite(ref).all():
+            raise DataError(
+                f"expected a reference of {self.n_features} finite values; got shape {ref.shape}"
+            )
+        return self._attribute(rows, ref)
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Attribution of rows already checked, against a checked reference."""
+        raise BundleError(f"a {type(self).__name__} cannot explain its scores additively")
 
     @abc.abstractmethod
     def to_payload(self) -> Payload:

@@ -214,6 +214,9 @@ class CompiledTrees:
     ----------
     walk : str
         The walk in use, ``"levels"`` or ``"nodes"``.
+    split_bounds : ndarray of shape (n_nodes,)
+        The bound each split compares a float64 value with (``x <= bound`` goes left): the
+        thresholds, or their :func:`float32_bounds` with ``float32_rows``.
 
     Examples
     --------
@@ -247,6 +250,7 @@ class CompiledTrees:
                 f"{self.MAX_PADDED} leaves); got {walk!r} for depth {depth}"
             )
         self.walk = walk
+        self.split_bounds = threshold
         tables = _level_tables if walk == "levels" else _node_tables
         self._tables: tuple[Any, ...] = tables(trees, threshold)
         self._walk = _compiled(walk)

@@ -17,12 +17,14 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from stream_detector.errors import ConfigError
+from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.payload import spec_int
 from stream_detector.scoring.sklearn_internals import max_features, max_samples
 from stream_detector.scoring.trees import LocalTree, TreeArrays
+from stream_detector.scoring.treeshap import TreeExplainer
 
 __all__ = ["IsolationForestScorer", "average_path_length"]
 
@@ -84,6 +86,7 @@ class IsolationForestScorer(Scorer):
         self.n_features = trees.n_features
         self._compiled = CompiledTrees(trees, float32_rows=True)
         self._normaliser = trees.n_trees * float(average_path_length(self.max_samples))
+        self._explainer: TreeExplainer | None = None
 
     def __repr__(self) -> str:
         return (
@@ -118,6 +121,7 @@ class IsolationForestScorer(Scorer):
                     children_left=t.children_left,
                     children_right=t.children_right,
                     value=np.where(leaf, depth + average_path_length(t.n_node_samples), 0.0),
+                    cover=np.asarray(t.weighted_n_node_samples, dtype=np.float64),
                 )
             )
         return cls(
@@ -130,6 +134,33 @@ class IsolationForestScorer(Scorer):
         if self._normaliser == 0.0:  # one training sample: scikit-learn scores 2 ** -1
             return np.full(X.shape[0], 0.5)
         return np.asarray(np.exp2(-depth / self._normaliser), dtype=np.float64)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether the trees carry node covers (bundles written before them do not)."""
+        return self.trees.cover is not None
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Path-dependent TreeSHAP of ``log2(score) = -E[h(x)] / c(n)``: path lengths, scaled.
+
+        A feature that shortens the paths (isolates the row sooner) raises the score and gets
+        a positive contribution; the baseline is the training data's expected path length.
+        """
+        n = X.shape[0]
+        if self._normaliser == 0.0:  # one training sample: a constant score of 2 ** -1
+            return Attribution(np.zeros((n, self.n_features)), -np.ones(n), -np.ones(n), "log2")
+        if self._explainer is None:
+            if self.trees.cover is None:
+                raise BundleError(
+                    "this isolation_forest scorer was compiled without node covers, which its "
+                    "explanations need; train the bundle again"
+                )
+            self._explainer = TreeExplainer(self._compiled)
+        explainer, scale = self._explainer, -1.0 / self._normaliser
+        depth = self._compiled.leaf_sum(X)
+        base = np.full(n, -explainer.expected / self._normaliser)
+        output = -depth / self._normaliser  # as _score computes it
+        return Attribution(explainer.shap_values(X) * scale, output, base, "log2")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, max_samples}`` and the tree arrays."""

@@ -17,7 +17,8 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from stream_detector.errors import ConfigError
+from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.link import sigmoid, sigmoid_of
@@ -28,6 +29,7 @@ from stream_detector.scoring.sklearn_internals import (
     predictors,
 )
 from stream_detector.scoring.trees import LocalTree, TreeArrays
+from stream_detector.scoring.treeshap import TreeExplainer
 
 __all__ = ["GradientBoostingScorer"]
 
@@ -74,6 +76,7 @@ class GradientBoostingScorer(Scorer):
         self.logit_offset = float(logit_offset)
         self.n_features = trees.n_features
         self._compiled = CompiledTrees(trees)
+        self._explainer: TreeExplainer | None = None
 
     def __repr__(self) -> str:
         return (
@@ -116,6 +119,7 @@ class GradientBoostingScorer(Scorer):
                     children_left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
                     children_right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
                     value=np.where(leaf, nodes["value"], 0.0),
+                    cover=np.maximum(nodes["count"].astype(np.float64), 1.0),
                 )
             )
         baseline = baseline_log_odds(model)
@@ -133,6 +137,20 @@ class GradientBoostingScorer(Scorer):
             return np.array([sigmoid_of(float(raw[0]) + (self.baseline + self.logit_offset))])
         raw += self.baseline + self.logit_offset
         return sigmoid(raw)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether the trees carry node covers (bundles written before them do not)."""
+        return self.trees.cover is not None
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Path-dependent TreeSHAP in log-odds, from the expected log-odds of the training data."""
+        explainer = _explainer_of(self)
+        offset = self.baseline + self.logit_offset
+        raw = self._compiled.leaf_sum(X)
+        raw += offset
+        base = np.full(X.shape[0], explainer.expected + offset)
+        return Attribution(explainer.shap_values(X), raw, base, "logit")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, baseline, logit_offset}`` and the tree arrays."""
@@ -155,3 +173,15 @@ class GradientBoostingScorer(Scorer):
             baseline=spec_float(spec, "baseline"),
             logit_offset=spec_float(spec, "logit_offset"),
         )
+
+
+def _explainer_of(scorer: GradientBoostingScorer) -> TreeExplainer:
+    """The scorer's TreeSHAP explainer, built on first use; BundleError without covers."""
+    if scorer._explainer is None:
+        if scorer.trees.cover is None:
+            raise BundleError(
+                "this gbdt scorer was compiled without node covers, which its explanations "
+                "need; train the bundle again"
+            )
+        scorer._explainer = TreeExplainer(scorer._compiled)
+    return scorer._explainer

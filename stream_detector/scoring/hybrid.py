@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer, scorer_from_payload
 from stream_detector.scoring.link import clipped_logit, sigmoid
 from stream_detector.scoring.payload import nest, spec_float, spec_int, spec_mapping, unnest
@@ -120,6 +121,21 @@ class HybridScorer(Scorer):
         logit = clipped_logit(self.classifier._score_samples(X), self.eps)
         a, b = self.coef
         return sigmoid(a * logit + b * self.anomaly._score_samples(X) + self.intercept)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether both parts can attribute."""
+        return self.classifier.can_attribute and self.anomaly.can_attribute
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """In log-odds: ``a`` times the classifier's (through the clip) plus ``b`` times the
+        anomaly scorer's (in score units)."""
+        eps = self.eps
+        classifier = self.classifier._attribute(X, reference).scores()
+        logit = classifier.through(lambda p: clipped_logit(p, eps), "logit")
+        anomaly = self.anomaly._attribute(X, reference).scores()
+        a, b = self.coef
+        return logit.scaled(a).plus(anomaly.scaled(b), self.intercept)
 
     def to_payload(self) -> Payload:
         """Spec with nested ``classifier`` and ``anomaly`` specs; their arrays prefixed by name."""

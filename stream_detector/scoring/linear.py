@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.link import sigmoid, sigmoid_of
 from stream_detector.scoring.payload import get_array, spec_float, spec_int
@@ -159,6 +160,15 @@ class LinearScorer(Scorer):
             # event is as far outside the training data as a float allows; flag it.
             logit[undefined] = np.inf
         return sigmoid(logit)
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Exact: ``coef_j * (x_j - reference_j) / scale_j`` in log-odds, from the reference."""
+        weight = self.coef / self.scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            phi = (X - reference) * weight
+            logit = ((X - self.mean) / self.scale) @ self.coef + self._bias
+        base = float(((reference - self.mean) / self.scale) @ self.coef + self._bias)
+        return Attribution(phi, logit, np.full(X.shape[0], base), "logit")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, intercept, logit_offset}``; arrays coef, mean, scale."""

@@ -134,6 +134,7 @@ def test_payload_round_trip(
             "children_left",
             "children_right",
             "value",
+            "cover",
         ]
     )
     assert arrays["roots"].shape == (100,)
