@@ -18,14 +18,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
+from offline.calibration import calibration_report
 from offline.compare import CandidateResult, Comparison
 from offline.evaluation import BundleEvaluation, Metrics
 from stream_detector.errors import DataError
 
-__all__ = ["write_compare_report", "write_evaluation_report", "write_json"]
+__all__ = ["alert_rate_curve", "write_compare_report", "write_evaluation_report", "write_json"]
 
 Array = npt.NDArray[np.float64]
 _MAX_CURVES = 8
+_RELIABILITY_BINS = 10
 
 
 def _prepare(directory: str | os.PathLike[str]) -> Path:
@@ -57,47 +59,71 @@ def _save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+_LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "fontsize": "x-small"}
+"""Legends sit right of the axes, never over the curves."""
+
+
 def _pr_plot(
     path: Path,
     curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]],
     prior: float,
     point: tuple[float, float] | None = None,
 ) -> None:
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    fig = Figure(figsize=(8.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
     for name, y, s in curves:
         precision, recall, _ = precision_recall_curve(y, s)
         ax.step(recall, precision, where="post", label=name, linewidth=1.4)
-    ax.axhline(prior, color="grey", linestyle=":", label=f"chance ({prior:.3%})")
+    ax.axhline(prior, color="grey", linestyle=":", label=f"chance = positive rate ({prior:.3%})")
     if point is not None:
-        ax.plot([point[1]], [point[0]], "o", color="black", label="threshold")
+        ax.plot([point[1]], [point[0]], "o", color="black", label="at the threshold")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title("Precision-recall")
-    ax.legend(fontsize="small", loc="lower left")
+    ax.legend(**_LEGEND)
     _save(fig, path)
+
+
+def _floor(s: Array) -> float:
+    """The left end of a log score axis: below the smallest positive score, at most 1e-3."""
+    positive = s[s > 0]
+    low = float(positive.min()) if positive.size else 1e-6
+    return min(1e-3, 10 ** np.floor(np.log10(low)))
 
 
 def _distribution_axes(
     ax: Any, y: npt.NDArray[np.int64], s: Array, title: str, threshold: float | None
 ) -> None:
-    bins = np.linspace(0.0, 1.0, 51)
+    floor = _floor(s)
+    bins = np.geomspace(floor, 1.0, 61)
+    clipped = np.clip(s, floor, 1.0)
     for cls, color in ((0, "tab:blue"), (1, "tab:red")):
-        values = s[y == cls]
+        values = clipped[y == cls]
         if values.size:
+            # Each class as a share of its own rows, so the rare class is as visible as the other.
+            weights = np.full(values.size, 1.0 / values.size)
             ax.hist(
                 values,
                 bins=bins,
-                density=True,
-                alpha=0.55,
+                weights=weights,
+                histtype="stepfilled",
+                alpha=0.35,
                 color=color,
-                label=f"class {cls} ({values.size})",
+                edgecolor=color,
+                linewidth=1.2,
+                label=f"class {cls} ({values.size} rows)",
             )
     if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.set(xlabel="score", ylabel="density", xlim=(0, 1))
+        ax.axvline(
+            max(threshold, floor),
+            color="black",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"threshold {threshold:.3g}",
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel="score (log scale)", ylabel="share of the class's rows", xlim=(floor, 1.0))
     ax.set_title(title, fontsize="medium")
-    ax.legend(fontsize="x-small")
+    ax.legend(**_LEGEND)
 
 
 def _distribution_plot(
@@ -105,33 +131,125 @@ def _distribution_plot(
 ) -> None:
     cols = min(2, len(panels))
     rows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(5.2 * cols, 3.6 * rows), layout="constrained")
+    fig = Figure(figsize=(7.4 * cols, 3.6 * rows), layout="constrained")
     for i, (title, y, s, t) in enumerate(panels):
         _distribution_axes(fig.add_subplot(rows, cols, i + 1), y, s, title, t)
     _save(fig, path)
 
 
+def alert_rate_curve(y: npt.ArrayLike, s: npt.ArrayLike) -> tuple[Array, Array, Array, Array]:
+    """For each distinct score ``t`` (as a threshold): alert rate, precision, recall, ``t``.
+
+    The alert rate is the share of rows with ``score >= t``; sorted by alert rate.
+
+    Examples
+    --------
+    >>> rate, precision, recall, t = alert_rate_curve([0, 1, 1, 0], [0.1, 0.9, 0.4, 0.4])
+    >>> rate.tolist(), precision.tolist(), recall.tolist(), t.tolist()
+    ([0.25, 0.75, 1.0], [1.0, 0.6666666666666666, 0.5], [0.5, 1.0, 1.0], [0.9, 0.4, 0.1])
+    """
+    labels = np.asarray(y, dtype=np.float64)
+    scores = np.asarray(s, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], np.cumsum(labels[order])
+    last = np.r_[np.flatnonzero(np.diff(ranked) != 0), ranked.size - 1]  # end of each tie
+    flagged = last + 1.0
+    return (
+        flagged / scores.size,
+        hits[last] / flagged,
+        hits[last] / max(labels.sum(), 1.0),
+        ranked[last],
+    )
+
+
 def _threshold_plot(
     path: Path, curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]], threshold: float | None
 ) -> None:
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    """Precision and recall against the alert rate (log axis), the chosen threshold drawn."""
+    fig = Figure(figsize=(8.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
     styles = ["-", "--", ":", "-."]
+    low = 1.0
     for i, (name, y, s) in enumerate(curves):
-        precision, recall, thresholds = precision_recall_curve(y, s)
+        rate, precision, recall, _ = alert_rate_curve(y, s)
+        low = min(low, float(rate[0]))
         style = styles[i % len(styles)]
-        ax.plot(thresholds, precision[:-1], style, color="tab:green", label=f"precision {name}")
-        ax.plot(thresholds, recall[:-1], style, color="tab:purple", label=f"recall {name}")
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+        suffix = f" {name}" if name else ""
+        ax.plot(rate, precision, style, color="tab:green", label=f"precision{suffix}")
+        ax.plot(rate, recall, style, color="tab:purple", label=f"recall{suffix}")
+        if threshold is not None and i == 0:
+            at = float(np.mean(s >= threshold))
+            if at > 0:
+                ax.axvline(
+                    at,
+                    color="black",
+                    linestyle="--",
+                    linewidth=1.2,
+                    label=f"threshold {threshold:.3g}: alert rate {at:.3%}",
+                )
+            positives = float(np.mean(y))
+            ax.axvline(
+                positives,
+                color="grey",
+                linestyle=":",
+                linewidth=1,
+                label=f"positive rate {positives:.3%}",
+            )
+    ax.set_xscale("log")
     ax.set(
-        xlabel="threshold (flag when score >= threshold)",
+        xlabel="alert rate (share of rows flagged, log scale); each point is a threshold",
         ylabel="value",
-        xlim=(0, 1),
+        xlim=(low, 1.0),
         ylim=(0, 1.02),
     )
-    ax.set_title("Threshold vs precision and recall")
-    ax.legend(fontsize="x-small")
+    ax.set_title("Precision and recall by alert rate")
+    ax.legend(**_LEGEND)
+    _save(fig, path)
+
+
+def _reliability_plot(
+    path: Path, curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]]
+) -> None:
+    """Mean score against observed fraud rate in equal-mass bins, log-log, with the diagonal."""
+    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    low = 1.0
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    for i, (name, y, s) in enumerate(curves):
+        report = calibration_report(y, s, n_bins=_RELIABILITY_BINS)
+        score = np.maximum(report.bin_score, 1e-12)
+        rate = np.asarray(report.bin_rate)
+        shown = np.maximum(rate, min(0.5 / max(report.bin_count), float(score.min())))
+        low = min(low, float(score.min()), float(shown.min()))
+        (line,) = ax.plot(
+            score,
+            shown,
+            marker=markers[i % len(markers)],
+            linewidth=1.2,
+            label=f"{name} (ECE {report.ece:.4f}, Brier {report.brier:.4f})",
+        )
+        zero = rate == 0  # no fraud in the bin: drawn hollow on the floor
+        if zero.any():
+            ax.plot(
+                score[zero],
+                shown[zero],
+                linestyle="none",
+                marker=markers[i % len(markers)],
+                markerfacecolor="white",
+                color=line.get_color(),
+            )
+    low = 10 ** np.floor(np.log10(low))
+    ax.plot([low, 1.0], [low, 1.0], color="grey", linestyle=":", label="perfectly calibrated")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(
+        xlabel=f"mean score of the bin ({_RELIABILITY_BINS} bins of equal row count)",
+        ylabel="observed fraud rate of the bin",
+        xlim=(low, 1.0),
+        ylim=(low, 1.0),
+    )
+    ax.set_title("Reliability (hollow: no fraud in the bin)")
+    ax.legend(**_LEGEND)
     _save(fig, path)
 
 
@@ -160,6 +278,7 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
     _pr_plot(out / "pr_curve.png", [("model", y, s)], m.positives / m.n, (m.precision, m.recall))
     _distribution_plot(out / "score_distribution.png", [("scores by class", y, s, m.threshold)])
     _threshold_plot(out / "threshold_curve.png", [("", y, s)], m.threshold)
+    _reliability_plot(out / "reliability.png", [("model", y, s)])
     policy = ev.policy
     lines = [
         "# Evaluation report",
@@ -173,13 +292,18 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
         "",
         *_metrics_table(m),
         "",
+        f"precision_at_k is the share of rows labelled 1 among the k = {m.k} highest scores "
+        "(`evaluation.precision_at_k`, at most the number of rows): what a team that reviews "
+        "k alerts would find. brier, log_loss and ece (expected calibration error over 10 bins "
+        "of equal row count) say how far the scores are from the observed fraud rate.",
+        "",
         "## Threshold policy on this data",
         "",
         "| | validation (at training) | this data |",
         "|---|---|---|",
     ]
     val = manifest.metrics
-    for key in ("pr_auc", "roc_auc", "precision", "recall"):
+    for key in ("pr_auc", "roc_auc", "precision", "recall", "alert_rate", "brier", "ece"):
         lines.append(f"| {key} | {_fmt(val.get(key))} | {_fmt(getattr(m, key))} |")
     if "target" in policy:
         verdict = "held" if policy["held"] else "did NOT hold"
@@ -192,11 +316,16 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
         "",
         "## Plots",
         "",
+        "The chance line of the precision-recall plot is the positive rate of these rows: "
+        "the precision of flagging rows at random.",
+        "",
         "![precision-recall curve](pr_curve.png)",
         "",
         "![score distributions by class](score_distribution.png)",
         "",
-        "![threshold vs precision and recall](threshold_curve.png)",
+        "![precision and recall by alert rate](threshold_curve.png)",
+        "",
+        "![reliability diagram](reliability.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
@@ -227,6 +356,7 @@ def write_compare_report(
     _threshold_plot(
         out / "threshold_curves.png", [(w.candidate.name, y, w.scores[mask])], w.metrics.threshold
     )
+    _reliability_plot(out / "reliability.png", curves[:4])
     lines = [
         f"# {title}",
         "",
@@ -237,15 +367,18 @@ def write_compare_report(
         f"**Winner: {cmp.verdict()}.**",
         "",
         "| rank | scorer | model | technique | PR-AUC | ROC-AUC | precision | recall | F1 "
-        "| s/fit |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Brier | ECE | s/fit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(cmp.results, start=1):
         row = r.row()
+        brier = r.metrics.brier if r.metrics else None
+        ece = r.metrics.ece if r.metrics else None
         lines.append(
             f"| {i} | {row['scorer']} | {row['model'] or '-'} | {row['technique']} | "
             f"{_fmt(row['pr_auc'])} | {_fmt(row['roc_auc'])} | {_fmt(row['precision'])} | "
-            f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {row['fit_seconds']:.2f} |"
+            f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(brier)} | {_fmt(ece)} | "
+            f"{row['fit_seconds']:.2f} |"
         )
     failed = [r for r in cmp.results if not r.ok]
     if failed:
@@ -255,11 +388,21 @@ def write_compare_report(
         "",
         "## Plots",
         "",
+        f"Plots and metrics use the out-of-fold rows only ({int(mask.sum())} rows, "
+        f"{float(y.mean()):.3%} labelled 1): rows that no validation fold holds (the first "
+        "block of time-ordered folds) have no out-of-fold score. The chance line of the "
+        "precision-recall plot is that positive rate: the precision of flagging at random. "
+        "Brier and ECE (expected calibration error over 10 bins of equal row count) measure "
+        "how far the scores are from the observed fraud rate; an anomaly scorer's scores are "
+        "not probabilities.",
+        "",
         f"![precision-recall curves of the top {len(curves)}](pr_curves.png)",
         "",
         "![score distributions by class](score_distributions.png)",
         "",
-        "![threshold vs precision and recall of the winner](threshold_curves.png)",
+        "![precision and recall of the winner by alert rate](threshold_curves.png)",
+        "",
+        "![reliability diagram of the top 4](reliability.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -28,7 +28,7 @@ from stream_detector.scoring.attribution import Attribution
 __all__ = ["Array", "Payload", "PayloadKind", "Scorer", "check_rows", "scorer_from_payload"]
 
 Array = npt.NDArray[np.float64]
-PayloadKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend"]
+PayloadKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend", "calibrated"]
 """The kinds of compiled scorer a bundle's payload can hold (``spec["kind"]``), one per
 :class:`Scorer` subclass; not what training chose to fit (``offline.config.ScorerKind``:
 classifier, anomaly or hybrid, the manifest's ``scorer``)."""
@@ -92,7 +92,8 @@ class Scorer(abc.ABC):
     Attributes
     ----------
     kind
-        ``"linear"``, ``"isolation_forest"``, ``"gbdt"``, ``"hybrid"`` or ``"blend"``.
+        ``"linear"``, ``"isolation_forest"``, ``"gbdt"``, ``"hybrid"``, ``"blend"`` or
+        ``"calibrated"``.
     n_features
         Number of feature columns the scorer reads.
     allow_nan
@@ -227,7 +228,7 @@ def scorer_from_payload(spec: Mapping[str, Any], arrays: Mapping[str, npt.ArrayL
     >>> scorer_from_payload({"kind": "forest"}, {})
     Traceback (most recent call last):
     ...
-    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['blend', 'gbdt', 'hybrid', 'isolation_forest', 'linear']
+    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['blend', 'calibrated', 'gbdt', 'hybrid', 'isolation_forest', 'linear']
     """
     if not isinstance(spec, Mapping):
         raise BundleError(f"scorer spec must be a JSON object; got {type(spec).__name__}")

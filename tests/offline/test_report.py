@@ -14,7 +14,12 @@ from offline.compare import run_compare
 from offline.config import TrainSettings
 from offline.data import Dataset
 from offline.evaluation import evaluate_bundle
-from offline.report import write_compare_report, write_evaluation_report, write_json
+from offline.report import (
+    alert_rate_curve,
+    write_compare_report,
+    write_evaluation_report,
+    write_json,
+)
 from offline.train import train_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,8 +53,15 @@ def test_compare_report_lists_skipped_candidates(
     assert f"**Winner: {cmp.verdict()}.**" in report
     rows = json.loads((tmp_path / "r" / "compare.json").read_text())
     assert [r["technique"] for r in rows if r.get("error")] == ["smote"]
-    for png in ("pr_curves.png", "score_distributions.png", "threshold_curves.png"):
+    for png in (
+        "pr_curves.png",
+        "score_distributions.png",
+        "threshold_curves.png",
+        "reliability.png",
+    ):
         assert (tmp_path / "r" / png).read_bytes()[:8] == PNG
+    assert "| Brier | ECE |" in report
+    assert f"({int(cmp.mask.sum())} rows, " in report
 
 
 def test_evaluation_report_says_when_the_policy_did_not_hold(
@@ -75,3 +87,21 @@ def test_evaluation_report_says_when_the_policy_did_not_hold(
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["policy"]["held"] is False
     assert metrics["alert_rate"] == pytest.approx(ev.metrics.alert_rate)
+    assert f"| alert_rate | - | {ev.metrics.alert_rate:.4f} |" in report
+    assert f"the k = {ev.metrics.k} highest scores" in report
+    assert sum(metrics["reliability"]["bin_count"]) == ev.metrics.n
+    assert metrics["brier"] == pytest.approx(ev.calibration.brier)
+    assert (tmp_path / "r" / "reliability.png").read_bytes()[:8] == PNG
+
+
+def test_alert_rate_curve_against_counting() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=500) < 0.05).astype(int)
+    s = np.round(rng.uniform(size=500), 2)  # ties
+    rate, precision, recall, t = alert_rate_curve(y, s)
+    for r, p, q, threshold in zip(rate, precision, recall, t, strict=True):
+        hit = s >= threshold
+        assert r == pytest.approx(hit.mean())
+        assert p == pytest.approx(y[hit].mean())
+        assert q == pytest.approx(y[hit].sum() / y.sum())
+    assert np.all(np.diff(rate) > 0)

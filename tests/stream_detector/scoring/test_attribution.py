@@ -10,9 +10,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from offline.calibration import fit_calibrator
 from stream_detector.errors import BundleError, DataError
 from stream_detector.scoring import (
     BlendScorer,
+    CalibratedScorer,
     GradientBoostingScorer,
     HybridScorer,
     IsolationForestScorer,
@@ -47,13 +49,28 @@ def build(
         Z = HybridScorer.stack_features(classifier, forest, X[::50])
         stacker = LogisticRegression().fit(Z, y[::50])
         return HybridScorer.from_stacker(classifier, forest, stacker)
-    assert kind == "blend"
     Z = HybridScorer.stack_features(gbdt, forest, X[::50])
     hybrid = HybridScorer.from_stacker(gbdt, forest, LogisticRegression().fit(Z, y[::50]))
-    return BlendScorer([lin, gbdt, hybrid], weights=[0.2, 0.5, 0.3])
+    blend = BlendScorer([lin, gbdt, hybrid], weights=[0.2, 0.5, 0.3])
+    if kind == "blend":
+        return blend
+    assert kind.startswith("calibrated")
+    scores = blend.score(X[1::50])
+    method = "platt" if kind == "calibrated_platt" else "isotonic"
+    calibrator, _ = fit_calibrator(scores, y[1::50], method=method)
+    return CalibratedScorer(blend, calibrator)
 
 
-KINDS = ["linear", "gbdt", "isolation_forest", "hybrid_linear", "hybrid_gbdt", "blend"]
+KINDS = [
+    "linear",
+    "gbdt",
+    "isolation_forest",
+    "hybrid_linear",
+    "hybrid_gbdt",
+    "blend",
+    "calibrated_platt",
+    "calibrated_isotonic",
+]
 
 
 @pytest.fixture(scope="module")
