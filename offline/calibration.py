@@ -30,6 +30,7 @@ from stream_detector.scoring.link import clipped_logit
 __all__ = [
     "MIN_ISOTONIC_POSITIVES",
     "CalibrationReport",
+    "calibrate_out_of_fold",
     "calibration_report",
     "fit_calibrator",
 ]
@@ -139,6 +140,52 @@ def fit_calibrator(
         "positives": positives,
         "cv_log_loss": tried,
     }
+
+
+def calibrate_out_of_fold(
+    scores: npt.ArrayLike,
+    mask: npt.ArrayLike,
+    y: npt.ArrayLike,
+    *,
+    method: Method = "auto",
+    random_state: int = 0,
+) -> tuple[Calibrator, dict[str, Any], Array]:
+    """Fit a calibrator on the out-of-fold scores and calibrate them.
+
+    Parameters
+    ----------
+    scores
+        Out-of-fold scores of every row (meaningful where ``mask``).
+    mask
+        Rows that have an out-of-fold score.
+    y
+        Labels of every row.
+    method, random_state
+        As :func:`fit_calibrator`.
+
+    Returns
+    -------
+    (Calibrator, dict, ndarray)
+        The calibrator, how it was chosen, and the calibrated scores (rows outside ``mask``
+        keep their value).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> s = rng.uniform(size=3000); y = (rng.uniform(size=3000) < s ** 4).astype(int)
+    >>> mask = np.arange(3000) >= 500
+    >>> calibrator, how, calibrated = calibrate_out_of_fold(s, mask, y)
+    >>> bool(np.array_equal(calibrated[:500], s[:500])), how["positives"] == int(y[mask].sum())
+    (True, True)
+    """
+    s = np.array(scores, dtype=np.float64)
+    rows = np.asarray(mask, dtype=bool)
+    labels = np.asarray(y)
+    calibrator, how = fit_calibrator(
+        s[rows], labels[rows], method=method, random_state=random_state
+    )
+    s[rows] = calibrator(s[rows])
+    return calibrator, how, s
 
 
 @dataclass(frozen=True)
