@@ -95,10 +95,16 @@ def _tree_shap(
                     weight[off + i] = pz * w * (depth - i)
                 if left[node] < 0:  # a leaf: credit every feature on the path
                     scale = (depth + 1) * value[node]
+                    # For a feature off the row's path (one fraction 0) the unwound sum is the
+                    # same weighted sum of the path's weights, divided by its zero fraction:
+                    # computed once per leaf.
+                    cold_sum = -1.0
                     for k in range(1, depth + 1):
                         ko, kz = one[off + k], zero[off + k]
                         total = 0.0
-                        if ko != 0.0:
+                        if ko == 0.0 and cold_sum >= 0.0:
+                            total = cold_sum / kz
+                        elif ko != 0.0:
                             nxt = weight[off + depth]
                             step = kz / ko
                             for i in range(depth - 1, -1, -1):
@@ -109,6 +115,7 @@ def _tree_shap(
                         else:
                             for i in range(depth - 1, -1, -1):
                                 total += weight[off + i] * inverse[depth - i - 1]
+                            cold_sum = total
                             total /= kz
                         phi[r, path_feature[off + k]] += total * (ko - kz) * scale
                     continue
