@@ -19,6 +19,7 @@ from offline.config import (
     MODELS,
     SCORERS,
     TECHNIQUES,
+    CalibrationChoice,
     MissingPolicy,
     SplitMethod,
     TrainSettings,
@@ -88,6 +89,12 @@ _TRAIN_FLAGS = (
         dest="model_name",
         choices=MODELS,
         help="the classifier: logistic (default) or hgb",
+    ),
+    SettingFlag(
+        "--calibration",
+        "calibration",
+        choices=get_args(CalibrationChoice),
+        help="turn scores into probabilities: auto (default), platt, isotonic or none",
     ),
 )
 _COMPARE_FLAGS = (
@@ -160,12 +167,23 @@ class TrainCommand(Command):
         _data_arguments(parser)
         parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory")
         add_setting_flags(parser, _TRAIN_FLAGS)
+        parser.add_argument(
+            "--from-compare",
+            metavar="DIR",
+            help="with --technique auto: train the winner of the compare --report DIR "
+            "already run on this data, instead of comparing again",
+        )
         _fit_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from offline.train import train_model
 
         settings = TrainSettings.load(args.config, _overrides(args))
+        if args.from_compare and settings.technique != "auto":
+            raise ConfigError(
+                f"--from-compare trains the winner of a comparison: it needs --technique auto; "
+                f"got technique {settings.technique!r}"
+            )
         scorers = (args.scorer,) if args.scorer and settings.technique == "auto" else None
         if settings.technique == "auto" and args.model_name:
             settings = settings.model_copy(
@@ -174,7 +192,13 @@ class TrainCommand(Command):
                 }
             )
         result = train_model(
-            args.data, args.label, args.out, settings, scorers=scorers, progress=_progress(args)
+            args.data,
+            args.label,
+            args.out,
+            settings,
+            scorers=scorers,
+            progress=_progress(args),
+            from_compare=args.from_compare,
         )
         m = result.manifest
         metrics = m.metrics
@@ -208,6 +232,7 @@ class CompareCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from offline.compare import run_compare
+        from offline.compare_record import write_compare_record
         from offline.data import load_dataset
         from offline.report import write_compare_report
 
@@ -232,6 +257,7 @@ class CompareCommand(Command):
         print(f"winner: {cmp.verdict()}")
         if args.report:
             write_compare_report(args.report, cmp)
+            write_compare_record(args.report, cmp)
             print(f"report written to {args.report}")
         return 0
 

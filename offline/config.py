@@ -59,6 +59,7 @@ MissingPolicy = Literal["refuse", "impute_median"]
 ConstantPolicy = Literal["drop", "refuse"]
 SplitMethod = Literal["auto", "stratified", "time"]
 SelectionRule = Literal["one_se", "best"]
+CalibrationChoice = Literal["auto", "platt", "isotonic", "none"]
 
 TECHNIQUES: tuple[Technique, ...] = get_args(Technique)
 SCORERS: tuple[ScorerKind, ...] = get_args(ScorerKind)
@@ -206,6 +207,9 @@ class TrainSettings(LayeredSettings):
     """The classifier of the ``classifier`` and ``hybrid`` scorers."""
     threshold_policy: str = "max_f1"
     """See :func:`offline.thresholds.parse_policy`."""
+    calibration: CalibrationChoice = "auto"
+    """How classifier, hybrid and blend scores become probabilities, fitted on out-of-fold
+    scores (:func:`offline.calibration.fit_calibrator`); ``none`` keeps them as they are."""
     seed: int = 0
     threads: int | None = Field(default=1, ge=1)
     """Native threads (OpenMP, BLAS) while fitting and scoring; None lets the libraries use

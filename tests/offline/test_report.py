@@ -87,7 +87,9 @@ def test_evaluation_report_says_when_the_policy_did_not_hold(
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["policy"]["held"] is False
     assert metrics["alert_rate"] == pytest.approx(ev.metrics.alert_rate)
-    assert f"| alert_rate | - | {ev.metrics.alert_rate:.4f} |" in report
+    validation = ev.bundle.manifest.metrics["alert_rate"]
+    assert validation is not None
+    assert f"| alert_rate | {validation:.4f} | {ev.metrics.alert_rate:.4f} |" in report
     assert f"the k = {ev.metrics.k} highest scores" in report
     assert sum(metrics["reliability"]["bin_count"]) == ev.metrics.n
     assert metrics["brier"] == pytest.approx(ev.calibration.brier)

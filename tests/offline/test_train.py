@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offline.compare import Candidate, evaluate_candidate
+from offline.calibration import calibration_report, fit_calibrator
+from offline.compare import Candidate, evaluate_candidate, run_compare
+from offline.compare_record import write_compare_record
 from offline.config import TrainSettings
 from offline.data import load_dataset
 from offline.thresholds import choose_threshold
@@ -19,7 +21,7 @@ from offline.train import train_model
 from offline.validation import make_folds
 from stream_detector.bundle import load_bundle
 from stream_detector.errors import BundleError, DataError
-from stream_detector.scoring import IsolationForestScorer
+from stream_detector.scoring import CalibratedScorer, IsolationForestScorer
 
 Settings = Callable[..., TrainSettings]
 
@@ -37,13 +39,14 @@ def test_train_writes_a_complete_bundle(
     assert m.class_prior_train == ds.prior
     assert set(m.metrics) >= {"pr_auc", "roc_auc", "precision", "recall"}
     np.testing.assert_array_equal(bundle.reference, np.median(ds.X, axis=0))
-    # The threshold is the policy's choice on the out-of-fold scores.
+    # The threshold is the policy's choice on the calibrated out-of-fold scores.
     folds = make_folds(ds, settings.validation, random_state=settings.seed)
     oof = evaluate_candidate(
         Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
     )
     assert oof.scores is not None
-    choice = choose_threshold("max_f1", ds.y, oof.scores)
+    calibrator, how = fit_calibrator(oof.scores, ds.y)
+    choice = choose_threshold("max_f1", ds.y, calibrator(oof.scores))
     assert m.threshold == choice.threshold
     assert m.threshold_policy == "max_f1"
     assert m.metrics["precision"] == pytest.approx(choice.precision)
@@ -59,10 +62,35 @@ def test_train_writes_a_complete_bundle(
     assert extra["validation"]["method"] == "stratified"
     assert extra["train_settings"]["seed"] == 0
     assert extra["model"] == "logistic"
-    # The bundle scores what the fitted estimator scores.
+    # The calibrator, chosen as fit_calibrator chooses, is recorded with its effect.
+    assert extra["calibration"]["method"] == how["method"]
+    assert extra["calibration"]["positives"] == ds.positives
+    after = calibration_report(ds.y, calibrator(oof.scores))
+    assert extra["calibration"]["out_of_fold_after"]["ece"] == pytest.approx(after.ece)
+    assert m.metrics["ece"] == pytest.approx(after.ece)
+    # The bundle scores what the fitted estimator scores, calibrated.
+    assert isinstance(bundle.scorer, CalibratedScorer)
     np.testing.assert_allclose(
-        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+        bundle.score(ds.X), calibrator(result.estimator.score_samples(ds.X)), atol=1e-9
     )
+
+
+def test_without_calibration_the_bundle_scores_as_the_estimator(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(calibration="none")
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    ds = load_dataset(data_csv, "is_fraud")
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    oof = evaluate_candidate(
+        Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
+    )
+    assert oof.scores is not None
+    assert bundle.manifest.threshold == choose_threshold("max_f1", ds.y, oof.scores).threshold
+    assert bundle.manifest.model_dump()["calibration"] is None
+    assert bundle.scorer.kind == "linear"
+    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
 
 
 def test_infeasible_policy_falls_back_explicitly(
@@ -102,7 +130,12 @@ def test_auto_trains_the_comparison_winner(
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["technique"] == winner.candidate.technique
     assert manifest["scorer"] == winner.candidate.scorer
-    assert manifest["metrics"]["pr_auc"] == pytest.approx(winner.metrics.pr_auc)  # type: ignore[union-attr]
+    assert result.result.metrics is not None
+    assert manifest["metrics"]["pr_auc"] == pytest.approx(result.result.metrics.pr_auc)
+    # What was trained, not the defaults of the settings.
+    assert manifest["train_settings"]["technique"] == winner.candidate.technique
+    assert manifest["train_settings"]["model"] == winner.candidate.model
+    assert manifest["train_settings"]["scorer"] == winner.candidate.scorer
     assert len(manifest["comparison"]) == len(result.comparison.results)
     best = max(r["pr_auc"] for r in manifest["comparison"])
     assert manifest["selection"]["rule"] == "one_se"
@@ -118,6 +151,8 @@ def test_anomaly_scorer_bundle(data_csv: Path, tmp_path: Path, make_settings: Se
     assert (bundle.manifest.scorer, bundle.manifest.technique) == ("anomaly", "none")
     assert "prior_correction" not in bundle.manifest.model_dump()
     assert bundle.manifest.model_dump()["threshold_choice"]["alert_rate"] <= 0.1
+    assert bundle.manifest.model_dump()["calibration"] is None  # not a probability
+    assert bundle.scorer.kind == "isolation_forest"
 
 
 def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
@@ -125,10 +160,8 @@ def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
 ) -> None:
     # The anomaly detector scores with its compiled forest; the check before writing the
     # bundle must still compare that forest with scikit-learn itself.
-    real = IsolationForestScorer._score_samples
-    monkeypatch.setattr(
-        IsolationForestScorer, "_score_samples", lambda self, X: real(self, X) * 0.99
-    )
+    real = IsolationForestScorer._score
+    monkeypatch.setattr(IsolationForestScorer, "_score", lambda self, X: real(self, X) * 0.99)
     settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
     with pytest.raises(RuntimeError, match="compiled scorer differs from scikit-learn by"):
         train_model(data_csv, "is_fraud", tmp_path / "model", settings)
@@ -220,7 +253,44 @@ def test_a_blend_winner_is_bundled_with_its_members(
         assert set(member["prior_correction"]) == {"method", "fitted_prior", "logit_offset"}
     assert manifest["selection"]["verdict"].startswith("blend(")
     bundle = load_bundle(tmp_path / "model")
-    assert bundle.scorer.kind == "blend"
+    assert isinstance(bundle.scorer, CalibratedScorer)
+    assert bundle.scorer.scorer.kind == "blend"
     np.testing.assert_allclose(
-        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+        bundle.score(ds.X),
+        bundle.scorer.calibrator(result.estimator.score_samples(ds.X)),
+        atol=1e-9,
     )
+
+
+def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(
+        technique="auto",
+        compare={"techniques": ["none", "class_weight"], "models": ["logistic", "hgb"]},
+    )
+    ds = load_dataset(data_csv, "is_fraud")
+    cmp = run_compare(ds, settings)
+    (tmp_path / "cmp").mkdir()
+    write_compare_record(tmp_path / "cmp", cmp)
+    again = train_model(data_csv, "is_fraud", tmp_path / "again", settings)
+    reused = train_model(
+        data_csv, "is_fraud", tmp_path / "reused", settings, from_compare=tmp_path / "cmp"
+    )
+    assert reused.comparison is None
+    assert reused.candidate == again.candidate == cmp.winner.candidate
+    first = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    second = json.loads((tmp_path / "reused" / "manifest.json").read_text())
+    assert second["threshold"] == first["threshold"]
+    assert second["metrics"] == first["metrics"]
+    assert second["comparison"] == first["comparison"]
+    assert second["selection"]["from_compare"] == str(tmp_path / "cmp")
+    assert second["train_settings"]["model"] == cmp.winner.candidate.model
+    np.testing.assert_array_equal(
+        load_bundle(tmp_path / "reused").score(ds.X), load_bundle(tmp_path / "again").score(ds.X)
+    )
+
+
+def test_from_compare_needs_auto(data_csv: Path, tmp_path: Path, make_settings: Settings) -> None:
+    with pytest.raises(DataError, match="it needs technique auto, got 'class_weight'"):
+        train_model(data_csv, "is_fraud", tmp_path / "m", make_settings(), from_compare=tmp_path)
