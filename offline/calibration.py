@@ -1,9 +1,10 @@
 """Fitting a calibrator on out-of-fold scores, and measuring how well scores are calibrated.
 
 :func:`fit_calibrator` fits Platt scaling and isotonic regression on out-of-fold scores and
-keeps the one with the lower log loss over a stratified cross-validation of those scores. Few
-positives do not support a curve that bends wherever the data say: below
-:data:`MIN_ISOTONIC_POSITIVES` positives it is Platt, whose two parameters stay sound.
+keeps the one with the lower log loss over a stratified cross-validation of those scores, or
+the scores as they are (``identity``) when neither beats them. Few positives do not support a
+curve that bends wherever the data say: below :data:`MIN_ISOTONIC_POSITIVES` positives the
+choice is between Platt, whose two parameters stay sound, and the identity.
 
 :func:`calibration_report` measures calibration: the Brier score, the log loss and the
 expected calibration error (ECE) over bins of equal mass (each holds as many rows, so the many
@@ -67,6 +68,10 @@ def _isotonic(scores: Array, y: npt.NDArray[np.int64]) -> Calibrator:
     return Calibrator("isotonic", x=x, y=np.maximum.accumulate(p))
 
 
+def _identity(scores: Array, y: npt.NDArray[np.int64]) -> Calibrator:
+    return Calibrator("platt", slope=1.0, intercept=0.0)
+
+
 def fit_calibrator(
     scores: npt.ArrayLike,
     y: npt.ArrayLike,
@@ -84,9 +89,10 @@ def fit_calibrator(
     y
         Their 0/1 labels.
     method
-        ``"platt"``, ``"isotonic"``, or ``"auto"``: Platt below
-        :data:`MIN_ISOTONIC_POSITIVES` positives, else whichever has the lower cross-validated
-        log loss on ``(scores, y)``.
+        ``"platt"``, ``"isotonic"``, or ``"auto"``: whichever of Platt, isotonic (from
+        :data:`MIN_ISOTONIC_POSITIVES` positives) and the identity (Platt with slope 1 and
+        intercept 0: the scores as they are) has the lowest cross-validated log loss on
+        ``(scores, y)``; with too few rows of a class for two folds, Platt.
     cv, random_state
         Folds of that cross-validation and their seed.
 
@@ -104,8 +110,9 @@ def fit_calibrator(
     >>> calibrator, how = fit_calibrator(s, y)
     >>> how["method"], calibrator(np.array([0.25, 0.75])).round(1)
     ('isotonic', array([0. , 0.3]))
-    >>> fit_calibrator(s[:200], y[:200])[1]  # few positives
-    {'method': 'platt', 'positives': 36, 'cv_log_loss': {}}
+    >>> how = fit_calibrator(s[:200], y[:200])[1]  # few positives: no isotonic
+    >>> how["method"], how["positives"], sorted(how["cv_log_loss"])
+    ('platt', 36, ['identity', 'platt'])
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(y).astype(np.int64).ravel()
@@ -116,15 +123,19 @@ def fit_calibrator(
     positives = int(labels.sum())
     if positives == 0 or positives == labels.size:
         raise DataError(f"calibration needs both classes; got {positives} positives of {s.size}")
-    fitters = {"platt": _platt, "isotonic": _isotonic}
+    fitters = {"platt": _platt, "isotonic": _isotonic, "identity": _identity}
     tried: dict[str, float] = {}
     chosen: str = method
     if method == "auto":
         chosen = "platt"
         folds = min(cv, positives, labels.size - positives)
-        if positives >= MIN_ISOTONIC_POSITIVES and folds >= 2:
+        if folds >= 2:
+            names = ["identity", "platt"]
+            if positives >= MIN_ISOTONIC_POSITIVES:
+                names.append("isotonic")
             split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-            for name, fit in fitters.items():
+            for name in names:
+                fit = fitters[name]
                 losses = []
                 for train, test in split.split(s, labels):
                     p = fit(s[train], labels[train])(s[test])
@@ -133,7 +144,7 @@ def fit_calibrator(
                     )
                 tried[name] = float(np.mean(losses))
             chosen = min(tried, key=tried.__getitem__)
-    elif method not in fitters:
+    elif method not in ("platt", "isotonic"):
         raise DataError(f"calibration method must be auto, platt or isotonic; got {method!r}")
     return fitters[chosen](s, labels), {
         "method": chosen,

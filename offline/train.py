@@ -57,7 +57,7 @@ from offline.thresholds import parse_policy
 from offline.validation import Fold, make_folds, split_method, validated_rows
 from stream_detector.bundle import Manifest, write_bundle
 from stream_detector.errors import BundleError, DataError
-from stream_detector.scoring import CalibratedScorer, Scorer
+from stream_detector.scoring import CalibratedScorer, Calibrator, Scorer
 
 __all__ = ["TrainResult", "train_model"]
 
@@ -190,9 +190,10 @@ def _calibrate(
     mask: np.ndarray,
     folds: list[Fold],
     settings: TrainSettings,
-) -> tuple[CandidateResult, Any, dict[str, Any] | None]:
+) -> tuple[CandidateResult, Calibrator | None, dict[str, Any] | None]:
     """Calibrate a probability scorer's out-of-fold scores and measure them again (new
-    threshold); the result unchanged for the anomaly scorer or ``calibration: none``."""
+    threshold); the result unchanged for the anomaly scorer, ``calibration: none``, or when
+    the scores as they are calibrate best (``identity``, recorded)."""
     if settings.calibration == "none" or result.candidate.scorer == "anomaly":
         return result, None, None
     assert result.scores is not None
@@ -207,6 +208,8 @@ def _calibrate(
         "out_of_fold_before": {k: getattr(before, k) for k in keys},
         "out_of_fold_after": {k: getattr(after, k) for k in keys},
     }
+    if how["method"] == "identity":  # the scores are as good as any calibration of them
+        return result, None, info
     measured = measure(result.candidate, calibrated, mask, ds, folds, settings, result.fit_seconds)
     return measured, calibrator, info
 

@@ -35,7 +35,7 @@ def test_calibration_cuts_the_error_on_held_out_rows(method: str) -> None:
 def test_auto_compares_both_by_cross_validation_when_positives_allow() -> None:
     s, y = overconfident(4000, seed=2)
     _, how = fit_calibrator(s, y)
-    assert set(how["cv_log_loss"]) == {"platt", "isotonic"}
+    assert set(how["cv_log_loss"]) == {"identity", "platt", "isotonic"}
     assert how["method"] == min(how["cv_log_loss"], key=how["cv_log_loss"].__getitem__)
 
 
@@ -45,8 +45,20 @@ def test_few_positives_get_platt() -> None:
         [np.flatnonzero(y == 0), np.flatnonzero(y == 1)[: MIN_ISOTONIC_POSITIVES - 1]]
     )
     calibrator, how = fit_calibrator(s[keep], y[keep])
-    assert how == {"method": "platt", "positives": MIN_ISOTONIC_POSITIVES - 1, "cv_log_loss": {}}
+    assert how["method"] == "platt"
+    assert how["positives"] == MIN_ISOTONIC_POSITIVES - 1
+    assert set(how["cv_log_loss"]) == {"identity", "platt"}
     assert calibrator.method == "platt"
+
+
+def test_scores_already_calibrated_are_kept() -> None:
+    rng = np.random.default_rng(9)
+    s = rng.uniform(size=5000)
+    y = (rng.uniform(size=5000) < s).astype(int)
+    calibrator, how = fit_calibrator(s, y)
+    assert how["method"] == "identity"
+    assert how["cv_log_loss"]["identity"] <= min(how["cv_log_loss"].values())
+    np.testing.assert_allclose(calibrator(s), s, atol=1e-12)
 
 
 def test_isotonic_keeps_probabilities_off_zero_and_one() -> None:

@@ -39,14 +39,16 @@ def test_train_writes_a_complete_bundle(
     assert m.class_prior_train == ds.prior
     assert set(m.metrics) >= {"pr_auc", "roc_auc", "precision", "recall"}
     np.testing.assert_array_equal(bundle.reference, np.median(ds.X, axis=0))
-    # The threshold is the policy's choice on the calibrated out-of-fold scores.
+    # The threshold is the policy's choice on the out-of-fold scores, which on this data no
+    # calibration improves (identity has the lowest cross-validated log loss).
     folds = make_folds(ds, settings.validation, random_state=settings.seed)
     oof = evaluate_candidate(
         Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
     )
     assert oof.scores is not None
-    calibrator, how = fit_calibrator(oof.scores, ds.y)
-    choice = choose_threshold("max_f1", ds.y, calibrator(oof.scores))
+    _, how = fit_calibrator(oof.scores, ds.y)
+    assert how["method"] == "identity"
+    choice = choose_threshold("max_f1", ds.y, oof.scores)
     assert m.threshold == choice.threshold
     assert m.threshold_policy == "max_f1"
     assert m.metrics["precision"] == pytest.approx(choice.precision)
@@ -62,13 +64,39 @@ def test_train_writes_a_complete_bundle(
     assert extra["validation"]["method"] == "stratified"
     assert extra["train_settings"]["seed"] == 0
     assert extra["model"] == "logistic"
-    # The calibrator, chosen as fit_calibrator chooses, is recorded with its effect.
-    assert extra["calibration"]["method"] == how["method"]
-    assert extra["calibration"]["positives"] == ds.positives
-    after = calibration_report(ds.y, calibrator(oof.scores))
-    assert extra["calibration"]["out_of_fold_after"]["ece"] == pytest.approx(after.ece)
-    assert m.metrics["ece"] == pytest.approx(after.ece)
-    # The bundle scores what the fitted estimator scores, calibrated.
+    assert extra["calibration"] == {
+        **how,
+        "out_of_fold_before": extra["calibration"]["out_of_fold_before"],
+        "out_of_fold_after": extra["calibration"]["out_of_fold_after"],
+    }
+    assert m.metrics["ece"] == pytest.approx(calibration_report(ds.y, oof.scores).ece)
+    # The bundle scores what the fitted estimator scores.
+    assert bundle.scorer.kind == "linear"
+    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_a_calibrated_bundle_scores_through_its_calibrator(
+    data_csv: Path, tmp_path: Path, make_settings: Settings, method: str
+) -> None:
+    settings = make_settings(calibration=method, technique="random_over", model="hgb")
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    ds = load_dataset(data_csv, "is_fraud")
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    oof = evaluate_candidate(Candidate("random_over", "classifier", "hgb"), ds, folds, settings)
+    assert oof.scores is not None
+    calibrator, how = fit_calibrator(oof.scores, ds.y, method=method)  # type: ignore[arg-type]
+    calibrated = calibrator(oof.scores)
+    # The threshold is chosen on the calibrated out-of-fold scores.
+    assert bundle.manifest.threshold == choose_threshold("max_f1", ds.y, calibrated).threshold
+    extra = bundle.manifest.model_dump()["calibration"]
+    assert extra["method"] == how["method"] == method
+    after = calibration_report(ds.y, calibrated)
+    assert extra["out_of_fold_after"]["brier"] == pytest.approx(after.brier)
+    before = calibration_report(ds.y, oof.scores)
+    assert extra["out_of_fold_before"]["brier"] == pytest.approx(before.brier)
+    assert after.log_loss < before.log_loss  # fitted on these very scores
     assert isinstance(bundle.scorer, CalibratedScorer)
     np.testing.assert_allclose(
         bundle.score(ds.X), calibrator(result.estimator.score_samples(ds.X)), atol=1e-9
@@ -253,13 +281,9 @@ def test_a_blend_winner_is_bundled_with_its_members(
         assert set(member["prior_correction"]) == {"method", "fitted_prior", "logit_offset"}
     assert manifest["selection"]["verdict"].startswith("blend(")
     bundle = load_bundle(tmp_path / "model")
-    assert isinstance(bundle.scorer, CalibratedScorer)
-    assert bundle.scorer.scorer.kind == "blend"
-    np.testing.assert_allclose(
-        bundle.score(ds.X),
-        bundle.scorer.calibrator(result.estimator.score_samples(ds.X)),
-        atol=1e-9,
-    )
+    assert manifest["calibration"]["method"] == "identity"  # no calibration beats the blend's
+    assert bundle.scorer.kind == "blend"
+    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
 
 
 def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
