@@ -162,10 +162,10 @@ class CalibratedScorer(Scorer):
     >>> from stream_detector.scoring import LinearScorer
     >>> inner = LinearScorer(coef=[2.0], intercept=0.0)
     >>> scorer = CalibratedScorer(inner, Calibrator("platt", slope=0.5, intercept=-1.0))
-    >>> scorer.score(np.array([[0.0], [1.0]])).round(4)
+    >>> scorer.score_samples(np.array([[0.0], [1.0]])).round(4)
     array([0.2689, 0.5   ])
     >>> again = scorer_from_payload(*scorer.to_payload())
-    >>> bool(np.array_equal(again.score(np.array([[0.3]])), scorer.score(np.array([[0.3]]))))
+    >>> bool(np.array_equal(again.score_samples(np.array([[0.3]])), scorer.score_samples(np.array([[0.3]]))))
     True
     """
 
@@ -182,8 +182,8 @@ class CalibratedScorer(Scorer):
     def __repr__(self) -> str:
         return f"CalibratedScorer({self.scorer!r}, method={self.calibrator.method!r})"
 
-    def _score(self, X: Array) -> Array:
-        return self.calibrator(self.scorer._score(X))
+    def _score_samples(self, X: Array) -> Array:
+        return self.calibrator(self.scorer._score_samples(X))
 
     @property
     def can_attribute(self) -> bool:

@@ -159,7 +159,7 @@ class IsolationForestScorer(Scorer):
         explainer, scale = self._explainer, -1.0 / self._normaliser
         depth = self._compiled.leaf_sum(X)
         base = np.full(n, -explainer.expected / self._normaliser)
-        output = -depth / self._normaliser  # as _score computes it
+        output = -depth / self._normaliser  # as _score_samples computes it
         return Attribution(explainer.shap_values(X) * scale, output, base, "log2")
 
     def to_payload(self) -> Payload:

@@ -72,7 +72,9 @@ def test_train_writes_a_complete_bundle(
     assert m.metrics["ece"] == pytest.approx(calibration_report(ds.y, oof.scores).ece)
     # The bundle scores what the fitted estimator scores.
     assert bundle.scorer.kind == "linear"
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
@@ -99,7 +101,7 @@ def test_a_calibrated_bundle_scores_through_its_calibrator(
     assert after.log_loss < before.log_loss  # fitted on these very scores
     assert isinstance(bundle.scorer, CalibratedScorer)
     np.testing.assert_allclose(
-        bundle.score(ds.X), calibrator(result.estimator.score_samples(ds.X)), atol=1e-9
+        bundle.score_samples(ds.X), calibrator(result.estimator.score_samples(ds.X)), atol=1e-9
     )
 
 
@@ -118,7 +120,9 @@ def test_without_calibration_the_bundle_scores_as_the_estimator(
     assert bundle.manifest.threshold == choose_threshold("max_f1", ds.y, oof.scores).threshold
     assert bundle.manifest.model_dump()["calibration"] is None
     assert bundle.scorer.kind == "linear"
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
 
 
 def test_infeasible_policy_falls_back_explicitly(
@@ -188,8 +192,10 @@ def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
 ) -> None:
     # The anomaly detector scores with its compiled forest; the check before writing the
     # bundle must still compare that forest with scikit-learn itself.
-    real = IsolationForestScorer._score
-    monkeypatch.setattr(IsolationForestScorer, "_score", lambda self, X: real(self, X) * 0.99)
+    real = IsolationForestScorer._score_samples
+    monkeypatch.setattr(
+        IsolationForestScorer, "_score_samples", lambda self, X: real(self, X) * 0.99
+    )
     settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
     with pytest.raises(RuntimeError, match="compiled scorer differs from scikit-learn by"):
         train_model(data_csv, "is_fraud", tmp_path / "model", settings)
@@ -283,7 +289,9 @@ def test_a_blend_winner_is_bundled_with_its_members(
     bundle = load_bundle(tmp_path / "model")
     assert manifest["calibration"]["method"] == "identity"  # no calibration beats the blend's
     assert bundle.scorer.kind == "blend"
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
 
 
 def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
@@ -311,7 +319,8 @@ def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
     assert second["selection"]["from_compare"] == str(tmp_path / "cmp")
     assert second["train_settings"]["model"] == cmp.winner.candidate.model
     np.testing.assert_array_equal(
-        load_bundle(tmp_path / "reused").score(ds.X), load_bundle(tmp_path / "again").score(ds.X)
+        load_bundle(tmp_path / "reused").score_samples(ds.X),
+        load_bundle(tmp_path / "again").score_samples(ds.X),
     )
 
 

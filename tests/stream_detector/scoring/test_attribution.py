@@ -55,7 +55,7 @@ def build(
     if kind == "blend":
         return blend
     assert kind.startswith("calibrated")
-    scores = blend.score(X[1::50])
+    scores = blend.score_samples(X[1::50])
     method = "platt" if kind == "calibrated_platt" else "isotonic"
     calibrator, _ = fit_calibrator(scores, y[1::50], method=method)
     return CalibratedScorer(blend, calibrator)
@@ -107,10 +107,10 @@ def test_contributions_add_up_to_the_score_and_its_log_odds(
     total = attribution.phi.sum(axis=1)
     np.testing.assert_allclose(total, attribution.output - attribution.base, rtol=0, atol=1e-9)
     scores = attribution.scores()
-    np.testing.assert_allclose(scores.output, scorer.score(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores.output, scorer.score_samples(X), rtol=0, atol=1e-12)
     assert np.ptp(scores.base) == 0.0  # one baseline for every row
     np.testing.assert_allclose(
-        scores.phi.sum(axis=1), scorer.score(X) - scores.base, rtol=0, atol=1e-9
+        scores.phi.sum(axis=1), scorer.score_samples(X) - scores.base, rtol=0, atol=1e-9
     )
     logits = attribution.logits()
     np.testing.assert_allclose(

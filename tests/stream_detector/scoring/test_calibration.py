@@ -46,10 +46,10 @@ def test_calibrated_scorer_maps_the_inner_scores(
     calibrator = Calibrator("isotonic", x=[0.0, 0.2, 1.0], y=[0.01, 0.1, 0.9])
     scorer = CalibratedScorer(inner, calibrator)
     X = np.random.default_rng(0).normal(size=(50, 2))
-    np.testing.assert_array_equal(scorer.score(X), calibrator(inner.score(X)))
-    np.testing.assert_array_equal(roundtrip(scorer).score(X), scorer.score(X))
+    np.testing.assert_array_equal(scorer.score_samples(X), calibrator(inner.score_samples(X)))
+    np.testing.assert_array_equal(roundtrip(scorer).score_samples(X), scorer.score_samples(X))
     a = scorer.attribute(X, np.zeros(2))
-    np.testing.assert_allclose(a.phi.sum(axis=1), scorer.score(X) - a.base, atol=1e-12)
+    np.testing.assert_allclose(a.phi.sum(axis=1), scorer.score_samples(X) - a.base, atol=1e-12)
 
 
 def test_calibrating_twice_is_refused() -> None:
