@@ -297,6 +297,12 @@ class EvaluateCommand(Command):
             f"PR-AUC {m.pr_auc:.4f}  ROC-AUC {m.roc_auc:.4f}  precision {m.precision:.4f}  "
             f"recall {m.recall:.4f}  F1 {m.f1:.4f}  precision@{m.k} {m.precision_at_k:.4f}"
         )
+        validation = ev.bundle.manifest.metrics.get("alert_rate")
+        beside = f" (validation {validation:.4%})" if validation is not None else ""
+        print(
+            f"alert rate {m.alert_rate:.4%}{beside}  Brier {m.brier:.5f}  log loss "
+            f"{m.log_loss:.5f}  ECE {m.ece:.5f}"
+        )
         if m.amount_caught is not None:
             print(f"fraud amount caught {m.amount_caught:.2f}, missed {m.amount_missed:.2f}")
         if "held" in ev.policy:

@@ -67,6 +67,9 @@ def test_train_then_evaluate_with_report(
     assert code == 0, err
     assert "PR-AUC" in out
     assert "policy recall:0.8" in out
+    validation = manifest.metrics["alert_rate"]
+    assert validation is not None
+    assert f"(validation {validation:.4%})  Brier " in out
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     for key in ("pr_auc", "roc_auc", "precision", "recall", "f1", "threshold", "n", "positives"):
         assert key in metrics
