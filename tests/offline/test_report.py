@@ -14,12 +14,7 @@ from offline.compare import run_compare
 from offline.config import TrainSettings
 from offline.data import Dataset
 from offline.evaluation import evaluate_bundle
-from offline.report import (
-    alert_rate_curve,
-    write_compare_report,
-    write_evaluation_report,
-    write_json,
-)
+from offline.report import write_compare_report, write_evaluation_report, write_json
 from offline.train import train_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -94,16 +89,3 @@ def test_evaluation_report_says_when_the_policy_did_not_hold(
     assert sum(metrics["reliability"]["bin_count"]) == ev.metrics.n
     assert metrics["brier"] == pytest.approx(ev.calibration.brier)
     assert (tmp_path / "r" / "reliability.png").read_bytes()[:8] == PNG
-
-
-def test_alert_rate_curve_against_counting() -> None:
-    rng = np.random.default_rng(0)
-    y = (rng.uniform(size=500) < 0.05).astype(int)
-    s = np.round(rng.uniform(size=500), 2)  # ties
-    rate, precision, recall, t = alert_rate_curve(y, s)
-    for r, p, q, threshold in zip(rate, precision, recall, t, strict=True):
-        hit = s >= threshold
-        assert r == pytest.approx(hit.mean())
-        assert p == pytest.approx(y[hit].mean())
-        assert q == pytest.approx(y[hit].sum() / y.sum())
-    assert np.all(np.diff(rate) > 0)
