@@ -51,6 +51,7 @@ __all__ = [
     "EventParser",
     "InvalidReason",
     "LabelMessage",
+    "LabelReason",
     "check_size",
     "parse_timestamp",
 ]
@@ -68,6 +69,20 @@ InvalidReason = Literal[
     "bad_timestamp",
 ]
 """Why a message was dead-lettered: the ``reason`` label and the ``error.type`` header."""
+
+LabelReason = Literal[
+    "empty",
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "bad_identifier",
+    "bad_label",
+    "bad_timestamp",
+]
+"""Why a label message was dead-lettered: the ``reason`` label of
+``stream_detector_labels_invalid_total`` and the dead letter's ``error.type`` header."""
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 _MAX_ID_LENGTH = 512
