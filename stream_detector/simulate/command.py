@@ -123,8 +123,9 @@ class SimulateCommand(Command):
         kafka.add_argument(
             "--clock",
             choices=get_args(Clock),
-            default="simulated",
-            help="event timestamps: the simulation's (default) or the wall clock when sent",
+            default="wall",
+            help="event timestamps on the stream: the wall clock when sent (default; serve's "
+            "event lag then measures the delay), or the simulation's own (reproducible)",
         )
         kafka.add_argument(
             "--connect-timeout",

@@ -34,7 +34,7 @@ def test_simulate_streams_every_event_then_its_label(
     args = _args(
         "--bootstrap-servers", broker.bootstrap_servers, "--topic", events_topic,
         "--labels-topic", labels_topic, "--count", str(COUNT), "--seed", "5",
-        "--label-delay", "0.2", "--start-day", "30",
+        "--label-delay", "0.2", "--start-day", "30", "--clock", "simulated",
     )  # fmt: skip
     assert SimulateCommand().run(args) == 0
 
