@@ -447,8 +447,6 @@ class ServeCommand(Command):
         settings = DetectorSettings.load(args.config, overrides)
         configure_logging(settings.log_level)
         install_secret_filter(settings)  # client libraries log requests at DEBUG
-        # Before the model loads: an address where nothing listens is one line, soon.
-        wait_for_listener(settings.kafka, what="service")
         if settings.model is None:
             cold = settings.online.cold_start
             log.info(
@@ -459,6 +457,8 @@ class ServeCommand(Command):
             bundle = cold_start_bundle(**cold.model_dump())
         else:
             bundle = load_bundle(settings.model)
+        # Before any client or endpoint: an address where nothing listens is one line.
+        wait_for_listener(settings.kafka, what="service")
         service = Service(settings, bundle, config_path=args.config)
         tune_gc()
         with _stop_on_signals(service):

@@ -229,11 +229,11 @@ def test_broker_on_a_taken_port_says_so(
     )
 
 
-def test_serve_where_nothing_listens_is_one_line(tmp_path: Path) -> None:
+def test_serve_where_nothing_listens_is_one_line(bundle_dir: Path, tmp_path: Path) -> None:
     """In its own process, as a user runs it: no warning before the one error line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_DETECTOR_")}
     env["STREAM_DETECTOR_KAFKA__CONNECT_TIMEOUT_S"] = "0.5"
-    argv = ["serve", "--bootstrap-servers", "127.0.0.1:1", "--metrics-port", "0"]
+    argv = ["serve", "--model", str(bundle_dir), "--bootstrap-servers", "127.0.0.1:1"]
     done = subprocess.run(
         [sys.executable, "-m", "stream_detector", *argv],
         capture_output=True,
@@ -321,3 +321,29 @@ def test_the_readme_synopsis_lists_every_flag_of_every_command() -> None:
             f"{name}: missing {sorted(expected - synopsis[name])}, "
             f"not a flag {sorted(synopsis[name] - expected)}"
         )
+
+
+def test_what_the_readme_session_writes_is_ignored_by_git_and_removed_by_make_clean() -> None:
+    text = README.read_text(encoding="utf-8")
+    session = text.split("A typical session, in a scratch directory", 1)[1].split("```sh", 1)[1]
+    session = session.split("```", 1)[0]
+    written = set(re.findall(r"--(?:output|labels-output|out|report) ([\w./-]+)", session))
+    tops = {path.split("/")[0] for path in written}
+    assert tops == {
+        "history.csv",
+        "live.jsonl",
+        "live-labels.jsonl",
+        "decisions.jsonl",
+        "models",
+        "reports",
+    }
+    ignored = {
+        line.strip().strip("/")
+        for line in (ROOT / ".gitignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    clean = (ROOT / "Makefile").read_text().split("\nclean:", 1)[1].split("\n\n", 1)[0].split()
+    assert "session" in ignored  # the scratch directory itself
+    assert "session" in clean
+    assert sorted(tops - ignored) == []
+    assert sorted(tops - set(clean)) == []
