@@ -504,8 +504,8 @@ class DetectorSettings(LayeredSettings):
     metrics: ServeMetricsSettings = ServeMetricsSettings()
     model: str | None = None
     """Path of the model bundle directory."""
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Overrides the bundle's threshold when set."""
+    threshold: float | None = None
+    """Overrides the bundle's threshold when set; in [0, 1]."""
     threshold_mode: ThresholdMode | None = None
     """None: ``fixed`` with a trained model, ``alert_rate`` with the cold-start scorer (whose
     scores have no fixed meaning)."""
@@ -526,3 +526,17 @@ class DetectorSettings(LayeredSettings):
     status_interval_s: float = Field(default=60.0, ge=0.0)
     """``serve`` logs a one-line status this often (events, alerts, dead letters, lag,
     threshold, prior); 0 turns it off."""
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float | None) -> float | None:
+        """In [0, 1], refused in the words of ``--threshold`` (:func:`flags.threshold_value`).
+
+        >>> DetectorSettings.load(overrides={"threshold": 1.5})
+        Traceback (most recent call last):
+        ...
+        stream_detector.errors.ConfigError: config key 'threshold': must be in [0, 1]; got 1.5
+        """
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"must be in [0, 1]; got {value:g}")
+        return value

@@ -347,3 +347,13 @@ def test_what_the_readme_session_writes_is_ignored_by_git_and_removed_by_make_cl
     assert "session" in clean
     assert sorted(tops - ignored) == []
     assert sorted(tops - set(clean)) == []
+
+
+def test_a_threshold_out_of_range_from_the_environment_is_worded_as_the_flags(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("STREAM_DETECTOR_THRESHOLD", "1.5")
+    assert main(["serve"]) == 2
+    assert _one_line(capsys) == (
+        "stream-detector: error: config key 'threshold': must be in [0, 1]; got 1.5"
+    )
