@@ -1,7 +1,7 @@
 """The fault harness in full: every scenario of the reliability issue, at full size.
 
 Runs the real service against the embedded broker under each fault, hands everything found on
-the output topics to the checker of ``tests/faults/``, and prints one line per scenario and
+the output topics to the checker (``stream_detector.testing.faults``), and prints one line per scenario and
 the figures: kills survived, events checked, bad inputs tried, the start-up cost of duplicate
 suppression, and memory under a 10x burst. ``make test`` runs smaller variants of the same
 scenarios (``tests/faults/``).
@@ -28,16 +28,13 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from stream_detector.cli import main as cli_main  # noqa: E402
-from stream_detector.devbroker import EmbeddedBroker  # noqa: E402
-from tests.faults.attacks import ATTACKS  # noqa: E402
-from tests.faults.harness import (  # noqa: E402
+from stream_detector.cli import main as cli_main
+from stream_detector.devbroker import EmbeddedBroker
+from stream_detector.testing.faults.attacks import ATTACKS
+from stream_detector.testing.faults.harness import (
     FaultTopics,
     ServeProcess,
     StreamProducer,
@@ -45,8 +42,8 @@ from tests.faults.harness import (  # noqa: E402
     serve_env,
     write_fault_bundle,
 )
-from tests.faults.hostile import Hostile, HostileService, hostile_messages  # noqa: E402
-from tests.faults.scenarios import (  # noqa: E402
+from stream_detector.testing.faults.hostile import Hostile, HostileService, hostile_messages
+from stream_detector.testing.faults.scenarios import (
     ScenarioResult,
     run_kill_scenario,
     run_outage_scenario,
@@ -74,7 +71,7 @@ def say(line: str) -> None:
 
 def hostile(broker: EmbeddedBroker, bundle: Path, examples: int) -> ScenarioResult:
     """Scenario 6: hypothesis-generated hostile messages, then one of 10 MB."""
-    from tests.faults.checker import Report
+    from stream_detector.testing.faults.checker import Report
 
     started = time.monotonic()
     service = HostileService(broker, bundle).start()

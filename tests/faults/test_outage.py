@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .scenarios import run_outage_scenario, run_slow_scenario
+from stream_detector.testing.faults.scenarios import run_outage_scenario, run_slow_scenario
 
 pytestmark = pytest.mark.integration
 

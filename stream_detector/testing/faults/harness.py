@@ -3,7 +3,7 @@
 Shared by the fast variants in ``tests/faults/`` (run by ``make test``) and the full run in
 ``benchmarks/faults.py``. Every scenario runs the real service against the real embedded
 broker, injects its faults, then hands everything found on the output topics to
-:func:`tests.faults.checker.check`.
+:func:`stream_detector.testing.faults.checker.check`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import orjson
 from .checker import Report, Sent, accounted, check, separate_resent_alerts
 
 FEATURES = ("amount", "hour_of_day", "distance")
-HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "serve_faulty.py"
+#: The fault driver: ``serve`` with injected faults, run as ``python -m DRIVER``.
+DRIVER = "stream_detector.testing.faults.serve_faulty"
 
 BAD_MESSAGES: dict[str, bytes] = {
     "not_json": b"{not json",
@@ -411,7 +411,7 @@ class ServeProcess:
             *extra_args,
         ]
         if faults:
-            self.argv = [sys.executable, str(DRIVER), *faults, "--", *serve]
+            self.argv = [sys.executable, "-m", DRIVER, *faults, "--", *serve]
         else:
             self.argv = [sys.executable, "-m", "stream_detector", *serve]
         self.env = env

@@ -1,6 +1,6 @@
 """``stream-detector serve`` with injected faults, for the fault harness (test code only).
 
-    python tests/faults/serve_faulty.py [--kill-phase PHASE --kill-after N]
+    python -m stream_detector.testing.faults.serve_faulty [--kill-phase PHASE --kill-after N]
                                         [--slow-ms-per-row MS] -- serve ARGS...
 
 ``--kill-phase`` makes the process ``kill -9`` itself right after the N-th batch reached
