@@ -70,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", KAFKA_PYTHON_DEPRECATIONS)
+    config.addinivalue_line(
+        "markers", "broker_kinds(*kinds): the only broker kinds an integration test runs on"
+    )
 
 
 def _runs_on_apache(path: Path) -> bool:
@@ -89,6 +92,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         kinds = ["tansu"]
     else:
         kinds = ["tansu", "apache"] if chosen == "both" else [chosen]
+    only = metafunc.definition.get_closest_marker("broker_kinds")
+    if only is not None:
+        kinds = [kind for kind in kinds if kind in only.args]
+        if not kinds:  # not on the broker kinds chosen for this run
+            metafunc.parametrize("broker_kind", [], indirect=True, scope="session")
+            return
     metafunc.parametrize("broker_kind", kinds, indirect=True, scope="session")
 
 

@@ -250,9 +250,12 @@ class FaultTopics:
 class OutputCollector:
     """Reads every record of the output topics from the beginning, on a background thread."""
 
-    def __init__(self, bootstrap: str, topics: FaultTopics) -> None:
+    def __init__(
+        self, bootstrap: str, topics: FaultTopics, *, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
+        self.isolation_level = isolation_level
         self._records: dict[str, list[Any]] = {t: [] for t in topics.outputs}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -271,7 +274,10 @@ class OutputCollector:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, reconnect_backoff_max_ms=500
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            reconnect_backoff_max_ms=500,
+            isolation_level=self.isolation_level,
         )
         try:
             tps = []
