@@ -24,7 +24,7 @@ from typing import IO, Any, ClassVar, Literal, Self
 
 from stream_detector.errors import BrokerError, ConfigError
 
-__all__ = ["BrokerKind", "DevBroker", "free_port"]
+__all__ = ["BrokerKind", "DevBroker", "accepts_connections", "free_port"]
 
 #: The development brokers: ``tansu`` (embedded, the default) and ``apache`` (Apache Kafka).
 BrokerKind = Literal["tansu", "apache"]
@@ -51,6 +51,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def accepts_connections(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now.
+
+    Examples
+    --------
+    >>> accepts_connections(free_port())
+    False
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class DevBroker(ABC):
@@ -290,7 +305,7 @@ class DevBroker(ABC):
                     f"the {self.label} on {self.bootstrap_servers} did not answer within "
                     f"{self._startup_timeout:g} s{self._log_suffix()}"
                 )
-            if self._accepts_connections():
+            if accepts_connections(self.port):
                 admin: Any = None
                 try:
                     admin = KafkaAdminClient(**self._client_kwargs(min(remaining, 5.0)))
@@ -305,13 +320,6 @@ class DevBroker(ABC):
                     self._check_alive()
                     return
             time.sleep(0.05)
-
-    def _accepts_connections(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
     def _check_alive(self) -> None:
         process = self._process

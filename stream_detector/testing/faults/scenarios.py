@@ -128,6 +128,53 @@ def _wait_assigned(proc: ServeProcess, timeout: float = 60) -> bool:
     return proc.wait_log(r"partitions assigned partitions=\S+", timeout)
 
 
+#: Where a kill lands: right after a batch reached a phase, or at a random moment.
+KILL_MODES = ("decided", "published", "committed", "random")
+
+
+def _kill_mode(k: int, rng: random.Random) -> str:
+    """Each mode once first, then modes at random."""
+    return KILL_MODES[k] if k < len(KILL_MODES) else rng.choice(KILL_MODES)
+
+
+def _kill_once(
+    run: Run,
+    name: str,
+    mode: str,
+    rng: random.Random,
+    *,
+    most_batches: int = 4,
+    stream: StreamProducer | None = None,
+) -> tuple[str, bool]:
+    """Start one ``serve`` and ``kill -9`` it; return where the kill landed and if mid-stream.
+
+    A phase kill comes from the process itself after 1 to ``most_batches`` batches reached
+    the phase; when the phase never comes (nothing left to read) it becomes a random kill
+    from outside. ``stream`` is resumed while the process runs, paused after.
+    """
+    faults = (
+        []
+        if mode == "random"
+        else ["--kill-phase", mode, "--kill-after", str(rng.randint(1, most_batches))]
+    )
+    proc = run.serve(name, faults=faults)
+    try:
+        _wait_assigned(proc)
+        if stream is not None:
+            stream.resume()
+        if mode == "random":
+            time.sleep(rng.uniform(0.05, 1.2))
+        elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
+            mode = "random"
+        mid_stream = stream is not None and not stream.done
+        proc.kill9()
+    finally:
+        proc.ensure_dead()
+        if stream is not None:
+            stream.pause()
+    return mode, mid_stream
+
+
 def run_kill_scenario(
     broker: Any,
     bundle: Path,
@@ -166,31 +213,16 @@ def run_kill_scenario(
         run.produce_all()
     else:
         stream = run.stream(rate, paused=True)
-    modes = ["decided", "published", "committed", "random"]
-    hits: dict[str, int] = dict.fromkeys(modes, 0)
+    hits: dict[str, int] = dict.fromkeys(KILL_MODES, 0)
     done = 0
     mid_stream = 0
-    proc = final = None
+    final = None
     try:
         for k in range(kills):
-            mode = modes[k % len(modes)] if k < len(modes) else rng.choice(modes)
-            faults = (
-                []
-                if mode == "random"
-                else ["--kill-phase", mode, "--kill-after", str(rng.randint(1, 4))]
+            mode, during_stream = _kill_once(
+                run, f"kill-{k}", _kill_mode(k, rng), rng, stream=stream
             )
-            proc = run.serve(f"kill-{k}", faults=faults)
-            _wait_assigned(proc)
-            if stream is not None:
-                stream.resume()
-            if mode == "random":
-                time.sleep(rng.uniform(0.05, 1.2))
-            elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
-                mode = "random"  # the phase never came (nothing left to read): kill from outside
-            mid_stream += stream is not None and not stream.done
-            proc.kill9()
-            if stream is not None:
-                stream.pause()
+            mid_stream += during_stream
             hits[mode] += 1
             done += 1
             log(f"kill {done}/{kills} at={mode} accounted={run.accounted()}")
@@ -207,9 +239,8 @@ def run_kill_scenario(
         if stream is not None:
             stream.stop()
         run.collector.stop()
-        for p in (final, proc):
-            if p is not None:
-                p.ensure_dead()
+        if final is not None:
+            final.ensure_dead()
     return ScenarioResult(
         "kill -9",
         run.check(),
@@ -578,26 +609,12 @@ def run_exactly_once_scenario(
     # The last fifth waits for the zombie, so that it has a batch to hold a transaction open on.
     held_back = len(run.sent) // 5 if zombie else 0
     produce(broker.bootstrap_servers, run.topics.events, run.sent[: len(run.sent) - held_back])
-    modes = ["decided", "published", "committed", "random"]
-    hits: dict[str, int] = dict.fromkeys(modes, 0)
+    hits: dict[str, int] = dict.fromkeys(KILL_MODES, 0)
     notes: dict[str, Any] = {}
     procs: list[ServeProcess] = []
     try:
         for k in range(kills):
-            mode = modes[k % len(modes)] if k < len(modes) else rng.choice(modes)
-            faults = (
-                []
-                if mode == "random"
-                else ["--kill-phase", mode, "--kill-after", str(rng.randint(1, 3))]
-            )
-            proc = run.serve(f"eos-kill-{k}", faults=faults)
-            procs.append(proc)
-            _wait_assigned(proc)
-            if mode == "random":
-                time.sleep(rng.uniform(0.05, 1.5))
-            elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
-                mode = "random"  # the phase never came (nothing left to read): kill from outside
-            proc.kill9()
+            mode, _ = _kill_once(run, f"eos-kill-{k}", _kill_mode(k, rng), rng, most_batches=3)
             hits[mode] += 1
             log(f"kill {k + 1}/{kills} at={mode} accounted={run.accounted()}")
         if zombie:

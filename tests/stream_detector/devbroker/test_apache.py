@@ -17,6 +17,8 @@ from stream_detector.devbroker import apache as apache_module
 from stream_detector.devbroker.apache import KAFKA_POM, fetch_kafka, java_version
 from stream_detector.errors import BrokerError
 
+from .conftest import accepts
+
 
 def _tool(directory: Path, name: str, body: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -29,14 +31,6 @@ def _tool(directory: Path, name: str, body: str) -> Path:
 def _fake_java(tmp_path: Path, version: str) -> str:
     body = f"echo 'openjdk version \"{version}\" 2025-04-15' >&2\n"
     return str(_tool(tmp_path / f"java-{version}", "java", body))
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def test_the_pinned_version_is_a_kafka_4_release() -> None:
@@ -180,7 +174,7 @@ def test_start_round_trip_and_stop_leave_nothing_behind() -> None:
             admin.close()
         assert topics["apache-in"] == 3
     assert not broker.running
-    assert not _accepts(port)
+    assert not accepts(port)
     assert not workdir.exists()
 
 
@@ -197,4 +191,3 @@ def test_a_given_port_in_use_is_an_error(tmp_path: Path) -> None:
         with pytest.raises(BrokerError, match=rf"port {port} .* already in use"):
             clash.start()
     assert not clash.running
-    assert apache_module.ApacheKafkaBroker is ApacheKafkaBroker
