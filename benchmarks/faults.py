@@ -41,7 +41,6 @@ from stream_detector.devbroker import DevBroker, make_broker
 from stream_detector.testing.faults.attacks import ATTACKS
 from stream_detector.testing.faults.harness import (
     FaultTopics,
-    ServeProcess,
     StreamProducer,
     make_stream,
     serve_env,
@@ -57,6 +56,7 @@ from stream_detector.testing.faults.scenarios import (
     run_sigterm_scenario,
     run_slow_scenario,
 )
+from stream_detector.testing.serve import ServeProcess
 
 SCENARIOS = (
     "kill",

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream_detector.testing.serve import ServeProcess
+
 from .checker import Report, Sent
 from .harness import (
     FaultTopics,
     OutputCollector,
-    ServeProcess,
     StreamProducer,
     check_collected,
     make_stream,
