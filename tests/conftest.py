@@ -53,7 +53,6 @@ APACHE_PATHS = (
     "faults/",
     "stream_detector/kafka/",
     "stream_detector/test_service.py",
-    "stream_detector/online/test_serving.py",
 )
 _TESTS = Path(__file__).resolve().parent
 
