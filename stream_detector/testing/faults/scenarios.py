@@ -72,6 +72,8 @@ class Run:
     collector: OutputCollector
     group: str
     env: dict[str, str]
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
 
     @classmethod
     def prepare(
@@ -93,7 +95,8 @@ class Run:
             broker.bootstrap_servers, topics, isolation_level=isolation_level
         ).start()
         env = serve_env(topics, **settings)
-        return cls(broker, bundle, workdir, topics, sent, collector, _group(), env)
+        rng = random.Random(seed)
+        return cls(broker, bundle, workdir, topics, sent, collector, _group(), env, rng)
 
     def serve(self, name: str, *, faults: Sequence[str] = ()) -> ServeProcess:
         """Start one ``serve`` of the group, logging to ``<workdir>/<name>.log``."""
@@ -124,6 +127,11 @@ class Run:
     def check(self) -> Report:
         return check_collected(self.sent, [self.collector])
 
+    def result(self, name: str, *, faults: int, notes: dict[str, Any]) -> ScenarioResult:
+        """The checked outputs, with the time since :meth:`prepare`."""
+        seconds = time.monotonic() - self.started
+        return ScenarioResult(name, self.check(), faults=faults, seconds=seconds, notes=notes)
+
 
 def _wait_assigned(proc: ServeProcess, timeout: float = 60) -> bool:
     return proc.wait_log(r"partitions assigned partitions=\S+", timeout)
@@ -142,7 +150,6 @@ def _kill_once(
     run: Run,
     name: str,
     mode: str,
-    rng: random.Random,
     *,
     most_batches: int = 4,
     stream: StreamProducer | None = None,
@@ -156,7 +163,7 @@ def _kill_once(
     faults = (
         []
         if mode == "random"
-        else ["--kill-phase", mode, "--kill-after", str(rng.randint(1, most_batches))]
+        else ["--kill-phase", mode, "--kill-after", str(run.rng.randint(1, most_batches))]
     )
     proc = run.serve(name, faults=faults)
     try:
@@ -164,7 +171,7 @@ def _kill_once(
         if stream is not None:
             stream.resume()
         if mode == "random":
-            time.sleep(rng.uniform(0.05, 1.2))
+            time.sleep(run.rng.uniform(0.05, 1.2))
         elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
             mode = "random"
         mid_stream = stream is not None and not stream.done
@@ -197,8 +204,6 @@ def run_kill_scenario(
     that runs while a ``serve`` process runs (so every kill lands mid-stream, however many
     there are); without it they are all produced first.
     """
-    started = time.monotonic()
-    rng = random.Random(seed)
     run = Run.prepare(
         broker,
         bundle,
@@ -221,7 +226,7 @@ def run_kill_scenario(
     try:
         for k in range(kills):
             mode, during_stream = _kill_once(
-                run, f"kill-{k}", _kill_mode(k, rng), rng, stream=stream
+                run, f"kill-{k}", _kill_mode(k, run.rng), stream=stream
             )
             mid_stream += during_stream
             hits[mode] += 1
@@ -242,11 +247,9 @@ def run_kill_scenario(
         run.collector.stop()
         if final is not None:
             final.ensure_dead()
-    return ScenarioResult(
+    return run.result(
         "kill -9",
-        run.check(),
         faults=done,
-        seconds=time.monotonic() - started,
         notes={"kills_at": hits, "final_exit": code, "kills_mid_stream": mid_stream},
     )
 
@@ -263,8 +266,6 @@ def run_sigterm_scenario(
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
     """Scenario 3: SIGTERM mid-stream, restarting each time: nothing lost, nothing repeated."""
-    started = time.monotonic()
-    rng = random.Random(seed)
     # A long session: no spurious rebalance may replay a batch in this scenario.
     run = Run.prepare(
         broker, bundle, workdir, prefix="t", n_events=n_events, seed=seed, **_session(3000)
@@ -278,7 +279,7 @@ def run_sigterm_scenario(
             proc = run.serve(f"term-{k}")
             _wait_assigned(proc)
             stream.resume()
-            time.sleep(rng.uniform(0.3, 1.0))
+            time.sleep(run.rng.uniform(0.3, 1.0))
             mid_stream += not stream.done
             codes.append(proc.term())
             stream.pause()  # no backlog builds up while the next process starts
@@ -298,11 +299,9 @@ def run_sigterm_scenario(
         run.collector.stop()
         if proc is not None:
             proc.ensure_dead()
-    return ScenarioResult(
+    return run.result(
         "SIGTERM",
-        run.check(),
         faults=stops,
-        seconds=time.monotonic() - started,
         notes={"exit_codes": codes, "stopped_mid_stream": mid_stream},
     )
 
@@ -319,8 +318,6 @@ def run_replica_scenario(
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
     """Scenario 2: two replicas, a third added, one killed (-9) mid-stream."""
-    started = time.monotonic()
-    rng = random.Random(seed)
     run = Run.prepare(
         broker,
         bundle,
@@ -348,7 +345,7 @@ def run_replica_scenario(
         start("c")
         log(f"c started accounted={run.accounted()}")
         run.collector.wait_accounted(run.sent, 0.4, timeout=60)
-        victim = rng.choice(["a", "b"])
+        victim = run.rng.choice(["a", "b"])
         replicas[victim].kill9()
         log(f"killed {victim} accounted={run.accounted()}")
         stream.join()
@@ -365,11 +362,9 @@ def run_replica_scenario(
     assignments = {name: p.assignments(run.topics.events) for name, p in replicas.items()}
     survivors = [n for n in replicas if n != victim]
     final = set().union(*(assignments[n][-1] for n in survivors if assignments[n]))
-    return ScenarioResult(
+    return run.result(
         "replicas",
-        run.check(),
         faults=1,
-        seconds=time.monotonic() - started,
         notes={
             "victim": victim,
             "exit_codes": codes,
@@ -592,8 +587,6 @@ def run_exactly_once_scenario(
 
     Needs a broker that hides aborted records from ``read_committed`` readers (Apache Kafka).
     """
-    started = time.monotonic()
-    rng = random.Random(seed)
     run = Run.prepare(
         broker,
         bundle,
@@ -615,7 +608,7 @@ def run_exactly_once_scenario(
     procs: list[ServeProcess] = []
     try:
         for k in range(kills):
-            mode, _ = _kill_once(run, f"eos-kill-{k}", _kill_mode(k, rng), rng, most_batches=3)
+            mode, _ = _kill_once(run, f"eos-kill-{k}", _kill_mode(k, run.rng), most_batches=3)
             hits[mode] += 1
             log(f"kill {k + 1}/{kills} at={mode} accounted={run.accounted()}")
         if zombie:
@@ -653,10 +646,8 @@ def run_exactly_once_scenario(
     notes["aborted_records_hidden"] = sum(
         len(raw.records(t)) - len(run.collector.records(t)) for t in run.topics.outputs
     )
-    return ScenarioResult(
+    return run.result(
         "exactly-once kill -9",
-        run.check(),
         faults=kills + zombie,
-        seconds=time.monotonic() - started,
         notes=notes,
     )
