@@ -252,6 +252,9 @@ class ApacheKafkaBroker(DevBroker):
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
         "num.partitions": "1",
+        # Messages up to 16 MiB, as the embedded broker takes them: the tests send 10 MB ones.
+        "message.max.bytes": "16777216",
+        "replica.fetch.max.bytes": "16777216",
         "num.network.threads": "2",
         "num.io.threads": "4",
     }
