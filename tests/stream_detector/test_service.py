@@ -641,3 +641,41 @@ def test_every_labelled_counter_shows_on_metrics_before_its_first_event(
     assert float(fields["threshold"]) == 0.5
     assert fields["threshold_mode"] == "fixed"
     assert 0.0 < float(fields["prior"]) < 1.0
+
+
+# Tansu's high watermark is approximate after multi-record batches; Apache Kafka's is exact.
+@pytest.mark.broker_kinds("apache")
+def test_consumer_lag_is_exact_on_apache_kafka(
+    service_topics: Callable[..., dict[str, str]],
+    produce_events: Callable[..., list[tuple[str, bytes]]],
+    start_detector: Callable[..., RunningDetector],
+) -> None:
+    from kafka import TopicPartition
+
+    topics = service_topics(events=1, decisions=1, alerts=1)
+    X, _ = training_data(1000, seed=5)
+    produce_events(topics["events"], X)
+    partition = TopicPartition(topics["events"], 0)
+    seen: list[tuple[float | None, int | None]] = []
+    running = start_detector(topics, consumer={"batch_size": 100})
+    detector, registry = running.detector, running.registry
+
+    def at_phase(phase: str) -> None:
+        # At each batch's first phase the gauge still holds the lag after the previous commit.
+        consumer = detector._consumer
+        if phase == "decided" and consumer is not None:
+            lag = registry.get_sample_value("stream_detector_consumer_lag", {"partition": "0"})
+            seen.append((lag, consumer.committed(partition)))
+
+    detector.phase_hook = at_phase  # set before the group join ends: no batch is missed
+    deadline = time.monotonic() + 90
+    while registry.get_sample_value("stream_detector_events_total") != len(X):
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while registry.get_sample_value("stream_detector_consumer_lag", {"partition": "0"}) != 0:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    measured = [(lag, committed) for lag, committed in seen if committed is not None]
+    assert len(measured) >= 3, seen  # several batches of 100 out of 1,000
+    assert all(lag == len(X) - committed for lag, committed in measured), measured
