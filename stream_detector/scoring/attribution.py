@@ -82,18 +82,21 @@ class Attribution:
         ``f`` must be monotone (non-decreasing); where the contributions add up to nothing,
         they are scaled by ``f``'s slope at the output.
         """
-        output, base = f(self.output), f(self.base)
-        total = self.phi.sum(axis=1)
-        size = np.abs(self.phi).sum(axis=1)
-        flat = np.abs(total) <= 1e-12 * (size + np.abs(self.output) + 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # Rows at the edge of the float range (finite values near 1.8e308 are valid events)
+        # overflow here: their factors become 0, so such a row has no reasons, never an error.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            output, base = f(self.output), f(self.base)
+            total = self.phi.sum(axis=1)
+            size = np.abs(self.phi).sum(axis=1)
+            flat = np.abs(total) <= 1e-12 * (size + np.abs(self.output) + 1.0)
             factor = np.where(flat, 0.0, (output - base) / np.where(flat, 1.0, total))
-        if flat.any():
-            h = 1e-6 * (1.0 + np.abs(self.output[flat]))
-            x = self.output[flat]
-            factor[flat] = (f(x + h) - f(x - h)) / (2.0 * h)
-        factor = np.nan_to_num(factor, nan=0.0, posinf=0.0, neginf=0.0)
-        return Attribution(self.phi * factor[:, None], output, base, space)
+            if flat.any():
+                h = 1e-6 * (1.0 + np.abs(self.output[flat]))
+                x = self.output[flat]
+                factor[flat] = (f(x + h) - f(x - h)) / (2.0 * h)
+            factor = np.nan_to_num(factor, nan=0.0, posinf=0.0, neginf=0.0)
+            phi = np.nan_to_num(self.phi * factor[:, None], nan=0.0, posinf=0.0, neginf=0.0)
+        return Attribution(phi, output, base, space)
 
     def scaled(self, weight: float) -> Attribution:
         """The attribution of ``weight * output`` (same space)."""
