@@ -48,6 +48,8 @@ __all__ = [
     "PriorSettings",
     "ProcessingGuarantee",
     "ProducerSettings",
+    "StateSettings",
+    "StoreKind",
     "ThresholdMode",
     "TopicSettings",
     "load_yaml_file",
@@ -65,6 +67,8 @@ ThresholdMode = Literal["fixed", "prior_corrected", "alert_rate"]
 """How the threshold in force is set: as given, corrected to the live class prior, or to keep
 the share of flagged events near a budget (see :mod:`stream_detector.online.thresholds`)."""
 PriorWindow = Literal["rolling", "ewm"]
+StoreKind = Literal["memory", "redis"]
+"""Where per-entity feature state lives: in the process, or in Redis (shared, durable)."""
 
 
 class _Section(BaseModel):
@@ -269,6 +273,31 @@ class OnlineSettings(_Section):
     cold_start: ColdStartSettings = ColdStartSettings()
 
 
+class StateSettings(_Section):
+    """Where the behavioural features' per-entity state lives (bundles with windowed features).
+
+    ``memory`` keeps it in the process: the default, for one replica, the demo and the tests;
+    it is lost on restart. ``redis`` keeps it in a Redis server: it survives restarts and is
+    shared by every replica of the consumer group. An unreachable store is handled like an
+    unreachable broker: the batch waits and is retried, ``/readyz`` answers 503, and after
+    ``give_up_after_s`` the service exits with code 2; no decision is made on missing state.
+    """
+
+    store: StoreKind = "memory"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """``redis://[:password@]host:port/db`` (``rediss://`` for TLS); a secret, as it may hold a
+    password: set STREAM_DETECTOR_STATE__REDIS_URL rather than writing one here."""
+    key_prefix: str = Field(default="sd", min_length=1, max_length=64)
+    """Prefix of every Redis key (the feature spec's hash follows it)."""
+    socket_timeout_s: float = Field(default=5.0, gt=0)
+    """A Redis command not answered within this long fails (and the batch is retried)."""
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    retry_backoff_s: float = Field(default=0.5, gt=0)
+    """Pause between two attempts of a batch while the store is unreachable."""
+    give_up_after_s: float = Field(default=300.0, gt=0)
+    """A store unreachable this long: the service exits with code 2."""
+
+
 _yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_yaml_data", default=None)
 
 
@@ -309,7 +338,8 @@ def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
     received = err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: unknown key '{key}'")
-    shown = "***" if "password" in key or "token" in key else repr(received)
+    secret = any(word in key for word in ("password", "token", "redis_url"))
+    shown = "***" if secret else repr(received)
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
 
 
@@ -382,4 +412,5 @@ class DetectorSettings(LayeredSettings):
     processing_guarantee: ProcessingGuarantee = "at_least_once"
     dedupe: DedupeSettings = DedupeSettings()
     reasons_top: int = Field(default=3, ge=0, le=50)
+    state: StateSettings = StateSettings()
     log_level: LogLevel = "INFO"

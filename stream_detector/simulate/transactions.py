@@ -7,10 +7,11 @@ generates, sorted by time. Its columns:
 column              dtype     meaning
 ==================  ========  ==========================================================
 ``event_id``        str       ``"tx-<day>-<n>"``, unique and stable for a seed
-``entity_id``       str       the card holder, ``"c-<customer_id>"``
+``entity_id``       str       the card holder, ``"c-<customer>"``
 ``timestamp``       int64     epoch milliseconds (UTC), ascending
-``terminal_id``     str       ``"t-<terminal>"``
-``customer_id``     int64     the card holder's number
+``customer_id``     str       the card holder, ``"c-<customer>"`` (a key of the behavioural
+                              features; equal to ``entity_id``)
+``terminal_id``     str       ``"t-<terminal>"``, the other key
 ``amount``          float64   the amount, two decimals
 ``hour_of_day``     float64   hours since midnight, in [0, 24)
 ``day_of_week``     int64     0 = Monday ... 6 = Sunday
@@ -22,8 +23,10 @@ column              dtype     meaning
                               3 compromised customer
 ==================  ========  ==========================================================
 
-Events (the ``events`` topic, JSON Lines) carry the identifiers, ``terminal_id`` and the
-numeric features, never the label; labels travel separately (:meth:`Transactions.iter_labels`).
+Events (the ``events`` topic, JSON Lines) carry the identifiers, the raw fields the
+behavioural features are computed from (``customer_id``, ``terminal_id``, ``amount``,
+``timestamp``) and the numeric features, never the label; labels travel separately, after a
+delay (:meth:`Transactions.iter_labels`).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
     "entity_id",
     "timestamp",
+    "customer_id",
     "terminal_id",
     *FEATURE_COLUMNS,
 )
@@ -92,20 +96,22 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     "event_id",
     "entity_id",
     "timestamp",
+    "customer_id",
+    "terminal_id",
     *DEFAULT_FEATURES,
     LABEL_COLUMN,
 )
-"""The columns of a training file (the CSV default): the identifiers, the default features
-and the label. Every other column is a numeric feature, so ``train`` uses them as they are."""
+"""The columns of a training file (the CSV default): the identifiers, the keys of the
+behavioural features (``customer_id``, ``terminal_id``), the default features and the label.
+The numeric columns are exactly :data:`DEFAULT_FEATURES`; a training config without a
+``features:`` section names the keys in ``data.exclude`` to use those as they are."""
 
-ALL_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, "customer_id", LABEL_COLUMN, "fraud_scenario")
+ALL_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, LABEL_COLUMN, "fraud_scenario")
 """Every column, the simulator's bookkeeping included. For analysis: ``fraud_scenario`` gives
-the label away and ``customer_id`` is an identifier, so neither may be a feature."""
+the label away, so it may not be a feature."""
 
-_STRING_COLUMNS = frozenset({"event_id", "entity_id", "terminal_id"})
-_INTEGER_COLUMNS = frozenset(
-    {"timestamp", "customer_id", "day_of_week", LABEL_COLUMN, "fraud_scenario"}
-)
+_STRING_COLUMNS = frozenset({"event_id", "entity_id", "customer_id", "terminal_id"})
+_INTEGER_COLUMNS = frozenset({"timestamp", "day_of_week", LABEL_COLUMN, "fraud_scenario"})
 
 
 def _dtype(name: str) -> type:
