@@ -37,12 +37,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _builtin_commands() -> list[Command]:
+    from stream_detector.backfill import BackfillCommand
     from stream_detector.devbroker import BrokerCommand
     from stream_detector.score import ScoreCommand
     from stream_detector.service import ServeCommand
     from stream_detector.simulate.command import SimulateCommand
 
-    return [ScoreCommand(), ServeCommand(), SimulateCommand(), BrokerCommand()]
+    return [ScoreCommand(), ServeCommand(), BackfillCommand(), SimulateCommand(), BrokerCommand()]
 
 
 def _plugin_commands() -> list[Command]:

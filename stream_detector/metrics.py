@@ -131,6 +131,35 @@ class DetectorMetrics:
             registry=registry,
         )
 
+        # Behavioural features (stream_detector.features) and their state store.
+        self.feature_seconds = Histogram(
+            "stream_detector_feature_seconds",
+            "Time computing a batch's behavioural features, store round trips included.",
+            buckets=_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.store_round_trips = Counter(
+            "stream_detector_store_round_trips",
+            "Round trips to the feature state store.",
+            registry=registry,
+        )
+        self.store_seconds = Histogram(
+            "stream_detector_store_seconds",
+            "Latency of the state store, per batch: its round trips' total time.",
+            buckets=_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "stream_detector_store_errors",
+            "Failed attempts to reach the state store (each batch attempt counts once).",
+            registry=registry,
+        )
+        self.store_keys = Gauge(
+            "stream_detector_store_keys",
+            "Keys the state store holds: entities, the event index, labels waiting.",
+            registry=registry,
+        )
+
     def set_model(self, *, model_version: str, technique: str, scorer: str) -> None:
         """Publish the loaded bundle as ``stream_detector_model_info``."""
         self.model_info.info(
