@@ -157,7 +157,7 @@ def history_columns(
     >>> frame = pd.DataFrame({"event_id": ["b", "a", "c"], "customer_id": ["x", "x", 7],
     ...                       "amount": [2.0, 1.0, 3.0], "timestamp": [5, 5, 1]})
     >>> spec = FeatureSpec(windows=[{"key": "customer_id", "windows": ["1d"],
-    ...                              "field": "amount", "stats": ["count"]}])
+    ...                              "field": "amount", "stats": ["mean"]}])
     >>> cols = history_columns(frame, spec)
     >>> cols.order.tolist(), cols.events["event_id"].tolist()
     ([2, 1, 0], ['c', 'a', 'b'])
