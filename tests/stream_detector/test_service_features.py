@@ -33,7 +33,7 @@ def by_day(path: Path) -> dict[int, list[tuple[str, bytes]]]:
 
 def stream_days(
     world: FeatureWorld,
-    topics: dict[str, str],
+    names: dict[str, str],
     producer: Any,
     consume_all: Callable[..., list[Any]],
 ) -> list[Any]:
@@ -44,14 +44,14 @@ def stream_days(
     for day in sorted(events):
         for event_id, line in events[day]:
             # One partition: the events arrive in time order, as score reads them.
-            producer.send(topics["events"], key=event_id.encode(), value=line, partition=0)
+            producer.send(names["events"], key=event_id.encode(), value=line, partition=0)
         producer.flush()
         sent += len(events[day])
-        consume_all(topics["decisions"], sent, timeout=90, settle=0.2)
+        consume_all(names["decisions"], sent, timeout=90, settle=0.2)
         for event_id, line in labels[day]:
-            producer.send(topics["labels"], key=event_id.encode(), value=line)
+            producer.send(names["labels"], key=event_id.encode(), value=line)
         producer.flush()
-    return consume_all(topics["decisions"], sent, timeout=90, settle=1.0)
+    return consume_all(names["decisions"], sent, timeout=90, settle=1.0)
 
 
 def score_file(world: FeatureWorld, out: Path) -> dict[str, dict[str, Any]]:
