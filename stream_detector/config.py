@@ -296,6 +296,10 @@ class StateSettings(_Section):
     """Pause between two attempts of a batch while the store is unreachable."""
     give_up_after_s: float = Field(default=300.0, gt=0)
     """A store unreachable this long: the service exits with code 2."""
+    backfill: str | None = None
+    """A raw history file (CSV or Parquet) computed into the store at start-up, before the
+    first batch (as ``stream-detector backfill`` does): how a ``memory`` store starts with
+    the history; harmless on a ``redis`` store that holds it already."""
 
 
 _yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_yaml_data", default=None)

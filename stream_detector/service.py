@@ -46,6 +46,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from stream_detector.backfill import backfill
 from stream_detector.bundle import ModelBundle, load_bundle
 from stream_detector.command import Command
 from stream_detector.config import DetectorSettings
@@ -171,6 +172,7 @@ class Detector:
         )
         self.endpoints.start()
         try:
+            self._backfill()
             self.delivery.start()
             self._consumer = make_consumer(
                 self.settings, should_stop=self._stop.is_set, **self.delivery.consumer_overrides()
@@ -201,6 +203,21 @@ class Detector:
             if self.store is not None:
                 self.store.close()
             self.endpoints.stop()
+
+    def _backfill(self) -> None:
+        """Compute ``state.backfill`` (a raw history) into the store before consuming."""
+        path, engine = self.settings.state.backfill, self.decider.engine
+        if path is None or engine is None:
+            return
+        started = time.monotonic()
+        n = backfill(engine, self.bundle, path)
+        log.info(
+            "backfilled events=%d file=%s store=%s seconds=%.1f",
+            n,
+            path,
+            self.settings.state.store,
+            time.monotonic() - started,
+        )
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -440,6 +457,11 @@ class ServeCommand(Command):
         parser.add_argument(
             "--no-decisions", action="store_true", help="publish alerts and dead letters only"
         )
+        parser.add_argument(
+            "--backfill",
+            metavar="FILE",
+            help="raw history computed into the feature state before consuming",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         overrides: dict[str, Any] = {}
@@ -462,6 +484,8 @@ class ServeCommand(Command):
             overrides["consumer"] = {"group_id": args.group_id}
         if args.no_decisions:
             overrides["decisions_enabled"] = False
+        if args.backfill is not None:
+            overrides["state"] = {"backfill": args.backfill}
         settings = DetectorSettings.load(args.config, overrides)
         install_secret_filter(settings)  # client libraries log requests at DEBUG
         if settings.model is None:

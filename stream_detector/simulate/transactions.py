@@ -41,6 +41,7 @@ from stream_detector.errors import DataError
 
 __all__ = [
     "ALL_COLUMNS",
+    "CARD_FEATURES",
     "DEFAULT_FEATURES",
     "EVENT_COLUMNS",
     "FEATURE_COLUMNS",
@@ -78,6 +79,42 @@ and are left out: they only dilute an anomaly detector. Per-card and per-termina
 aggregates are what make scenarios 2 and 3 learnable in general; they belong to a later
 feature step.
 """
+
+CARD_FEATURES: dict[str, Any] = {
+    "timestamp": "timestamp",
+    "time_zone": "UTC",
+    "numeric": ["amount"],
+    "calendar": ["hour", "night", "weekend"],
+    "night_hours": [22, 6],
+    "lateness": "1d",
+    "windows": [
+        {
+            "key": "customer_id",
+            "windows": ["1d", "7d", "30d"],
+            "field": "amount",
+            "stats": ["count", "mean"],
+        },
+        {
+            "key": "customer_id",
+            "windows": ["30d"],
+            "field": "amount",
+            "relative": ["ratio", "zscore"],
+        },
+        {"key": "customer_id", "windows": ["1d"], "distinct": "terminal_id"},
+        {
+            "key": "terminal_id",
+            "windows": ["1d", "7d", "30d"],
+            "delay": "7d",
+            "stats": ["count"],
+            "labels": ["rate"],
+        },
+    ],
+}
+"""The behavioural feature set for card transactions, the ``features:`` section shipped in
+``configs/train.yaml`` (the handbook's features: per card, the count and mean amount over 1, 7
+and 30 days, and this amount against the 30-day mean; per terminal, the count and the fraud
+rate over 1, 7 and 30 days ending 7 days earlier, as labels arrive late; terminals per card in
+a day; the hour, night and weekend)."""
 
 LABEL_COLUMN = "is_fraud"
 """The 0/1 label column."""

@@ -9,6 +9,8 @@ import pytest
 
 from offline.config import TrainSettings
 from stream_detector.errors import ConfigError
+from stream_detector.features import FeatureSpec
+from stream_detector.simulate import CARD_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +34,7 @@ def test_shipped_config_declares_the_card_feature_set() -> None:
         assert f"terminal_id.fraud_rate.{window}.delay7d" in names
     assert {"customer_id.amount.ratio.30d", "customer_id.amount.zscore.30d"} <= set(names)
     assert {"customer_id.terminal_id.distinct.1d", "hour", "night", "weekend"} <= set(names)
+    assert spec == FeatureSpec.parse(CARD_FEATURES)  # what the demo trains on
 
 
 @pytest.mark.parametrize(
