@@ -287,11 +287,11 @@ class StateSettings(_Section):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     """``redis://[:password@]host:port/db`` (``rediss://`` for TLS); a secret, as it may hold a
     password: set STREAM_DETECTOR_STATE__REDIS_URL rather than writing one here."""
-    key_prefix: str = Field(default="sd", min_length=1, max_length=64)
-    """Prefix of every Redis key (the feature spec's hash follows it)."""
-    socket_timeout_s: float = Field(default=5.0, gt=0)
-    """A Redis command not answered within this long fails (and the batch is retried)."""
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    key_prefix: str = Field(default="stream-detector", min_length=1, max_length=64)
+    """Prefix of every Redis key (``<prefix>|``, then the feature spec's hash)."""
+    timeout_s: float = Field(default=5.0, gt=0)
+    """Connecting, or a Redis command, not answered within this long fails the attempt (and
+    the batch is retried)."""
     retry_backoff_s: float = Field(default=0.5, gt=0)
     """Pause between two attempts of a batch while the store is unreachable."""
     give_up_after_s: float = Field(default=300.0, gt=0)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from stream_detector.config import StateSettings
 from stream_detector.features import FeatureSpec
-from stream_detector.state.base import StateStore
-from stream_detector.state.memory import MemoryStore
+from stream_detector.state import MemoryStore, RedisStore, StateStore
 
 __all__ = ["make_store"]
 
@@ -23,11 +22,8 @@ def make_store(settings: StateSettings, spec: FeatureSpec) -> StateStore:
     """
     if settings.store == "memory":
         return MemoryStore()
-    from stream_detector.state.redis import RedisStore
-
     return RedisStore(
         settings.redis_url.get_secret_value(),
-        prefix=settings.key_prefix,
-        socket_timeout_s=settings.socket_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
+        key_prefix=f"{settings.key_prefix}|",
+        timeout_s=settings.timeout_s,
     )
