@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from offline.data import spec_features
@@ -14,6 +15,10 @@ from stream_detector.cli import main
 from stream_detector.history import read_table
 
 from .conftest import FeatureWorld, training_data
+
+
+def read_decisions(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def test_score_writes_one_decision_per_event_in_order(

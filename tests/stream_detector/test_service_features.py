@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +25,45 @@ from stream_detector.backfill import backfill
 from stream_detector.bundle import load_bundle
 from stream_detector.cli import main
 from stream_detector.config import DetectorSettings
+from stream_detector.devbroker import free_port
 from stream_detector.service import Detector
 
-from .conftest import FeatureWorld
-from .test_service import (  # noqa: F401 - fixtures
-    Running,
-    run_detector,
-    serve_cmd,
-    serve_env,
-    settings_for,
-    topics,
-)
+from .conftest import SERVE, FeatureWorld, RunningDetector, serve_env
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def topics(service_topics: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return service_topics()
+
+
+@pytest.fixture
+def run_detector() -> Iterator[Callable[[Detector], RunningDetector]]:
+    """``run_detector(detector)``: run it in a thread; stopped and joined at teardown."""
+    started: list[RunningDetector] = []
+
+    def start(detector: Detector) -> RunningDetector:
+        running = RunningDetector(detector, detector.bundle, detector.registry)
+        running.thread.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.detector.stop()
+        running.thread.join(timeout=30)
+
+
+def serve_flags(broker: Any, bundle: Path, group: str) -> list[str]:
+    return [
+        "--model", str(bundle),
+        "--bootstrap-servers", broker.bootstrap_servers,
+        "--metrics-port", str(free_port()),
+        "--group-id", group,
+    ]  # fmt: skip
 
 
 def by_day(path: Path) -> dict[int, list[tuple[str, dict[str, Any], bytes]]]:
@@ -106,11 +130,12 @@ def redis_state(url: str, prefix: str) -> dict[str, Any]:
 def test_serve_decides_as_score_with_history_and_labels(
     store: str,
     broker: Any,
-    topics: dict[str, str],  # noqa: F811
+    topics: dict[str, str],
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], Running],  # noqa: F811
+    run_detector: Callable[[Detector], RunningDetector],
+    detector_settings: Callable[..., DetectorSettings],
     request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
@@ -120,7 +145,7 @@ def test_serve_decides_as_score_with_history_and_labels(
         state = redis_state(server.url, f"t{uuid.uuid4().hex[:10]}")
     bundle = load_bundle(feature_world.bundle)
     registry = CollectorRegistry()
-    settings = settings_for(broker, topics, state=state)
+    settings = detector_settings(topics, state=state)
     detector = Detector(settings, bundle, registry=registry)
     assert detector.decider.engine is not None
     backfill(detector.decider.engine, bundle, feature_world.history)
@@ -140,11 +165,12 @@ def test_serve_decides_as_score_with_history_and_labels(
 def test_two_replicas_share_the_redis_state(
     broker: Any,
     topic_factory: Callable[..., str],
-    topics: dict[str, str],  # noqa: F811
+    topics: dict[str, str],
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], Running],  # noqa: F811
+    run_detector: Callable[[Detector], RunningDetector],
+    detector_settings: Callable[..., DetectorSettings],
     redis_server: Any,
     tmp_path: Path,
 ) -> None:
@@ -152,7 +178,7 @@ def test_two_replicas_share_the_redis_state(
     the events the other replica decided, so both decide as one process would."""
     names = {**topics, "events": topic_factory(2, prefix="events")}
     state = redis_state(redis_server.url, f"t{uuid.uuid4().hex[:10]}")
-    settings = settings_for(broker, names, state=state)
+    settings = detector_settings(names, state=state)
     bundle = load_bundle(feature_world.bundle)
     first = Detector(settings, bundle, registry=CollectorRegistry())
     assert first.decider.engine is not None
@@ -173,7 +199,7 @@ def test_two_replicas_share_the_redis_state(
 def test_kill_9_mid_batch_then_restart_counts_every_event_once(
     broker: Any,
     topic_factory: Callable[..., str],
-    topics: dict[str, str],  # noqa: F811
+    topics: dict[str, str],
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
@@ -193,7 +219,6 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
     redis = redis_factory(appendonly=True)
     prefix = f"t{uuid.uuid4().hex[:10]}"
     env = {
-        "STREAM_DETECTOR_CONSUMER__BATCH_SIZE": "20",
         "STREAM_DETECTOR_STATE__STORE": "redis",
         "STREAM_DETECTOR_STATE__REDIS_URL": redis.url,
         "STREAM_DETECTOR_STATE__KEY_PREFIX": prefix,
@@ -207,11 +232,14 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
     for day in sorted(events):
         send_day(producer, topics["events"], events[day])
     group = f"g-{uuid.uuid4().hex[:8]}"
-    serve = serve_cmd(broker, topics, feature_world.bundle, group)[3:]
+    serve = [*SERVE[3:], *serve_flags(broker, feature_world.bundle, group)]
     faulty = [sys.executable, str(REPO / "tests" / "faults" / "serve_faulty.py")]
     faulty += ["--kill-phase", "decided", "--kill-after", "4", "--"]
     first = subprocess.run(
-        [*faulty, *serve], env=serve_env(topics, **env), capture_output=True, timeout=120
+        [*faulty, *serve],
+        env=serve_env(topics, batch_size=20, **env),
+        capture_output=True,
+        timeout=120,
     )
     assert first.returncode == -9, first.stderr.decode()[-2000:]
     assert b"fault: kill -9 at phase=decided batch=4" in first.stderr
@@ -220,7 +248,7 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
 
     second = subprocess.Popen(
         [sys.executable, "-m", "stream_detector", *serve],
-        env=serve_env(topics, **env),
+        env=serve_env(topics, batch_size=20, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -236,11 +264,12 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
 
 def test_redis_stopped_mid_stream_nothing_lost_nothing_decided_meanwhile(
     broker: Any,
-    topics: dict[str, str],  # noqa: F811
+    topics: dict[str, str],
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], Running],  # noqa: F811
+    run_detector: Callable[[Detector], RunningDetector],
+    detector_settings: Callable[..., DetectorSettings],
     redis_factory: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
@@ -248,7 +277,7 @@ def test_redis_stopped_mid_stream_nothing_lost_nothing_decided_meanwhile(
     state = {**redis_state(redis.url, "outage"), "timeout_s": 1.0}
     registry = CollectorRegistry()
     bundle = load_bundle(feature_world.bundle)
-    detector = Detector(settings_for(broker, topics, state=state), bundle, registry=registry)
+    detector = Detector(detector_settings(topics, state=state), bundle, registry=registry)
     assert detector.decider.engine is not None
     backfill(detector.decider.engine, bundle, feature_world.history)
     running = run_detector(detector)
@@ -286,7 +315,7 @@ def test_redis_stopped_mid_stream_nothing_lost_nothing_decided_meanwhile(
 
 def test_a_store_unreachable_too_long_is_one_line_and_exit_2(
     broker: Any,
-    topics: dict[str, str],  # noqa: F811
+    topics: dict[str, str],
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
 ) -> None:
@@ -294,7 +323,7 @@ def test_a_store_unreachable_too_long_is_one_line_and_exit_2(
     first_day = events[min(events)][:5]
     send_day(producer_factory(), topics["events"], first_day)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    with_port = serve_cmd(broker, topics, feature_world.bundle, group)
+    with_port = [*SERVE, *serve_flags(broker, feature_world.bundle, group)]
     env = serve_env(
         topics,
         STREAM_DETECTOR_STATE__STORE="redis",
