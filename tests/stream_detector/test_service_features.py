@@ -235,12 +235,19 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
     serve = [*SERVE[3:], *serve_flags(broker, feature_world.bundle, group)]
     faulty = [sys.executable, str(REPO / "tests" / "faults" / "serve_faulty.py")]
     faulty += ["--kill-phase", "decided", "--kill-after", "4", "--"]
-    first = subprocess.run(
+    proc = subprocess.Popen(
         [*faulty, *serve],
         env=serve_env(topics, batch_size=20, **env),
-        capture_output=True,
-        timeout=120,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"serve was not killed at its fourth batch: {stderr.decode()[-3000:]}")
+    first = subprocess.CompletedProcess(proc.args, proc.returncode, b"", stderr)
     assert first.returncode == -9, first.stderr.decode()[-2000:]
     assert b"fault: kill -9 at phase=decided batch=4" in first.stderr
     partial = consume_all(topics["decisions"], feature_world.n_live, timeout=3)
@@ -253,7 +260,7 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
         stderr=subprocess.DEVNULL,
     )
     try:
-        decisions = consume_all(topics["decisions"], feature_world.n_live, timeout=40, settle=2)
+        decisions = consume_all(topics["decisions"], feature_world.n_live, timeout=120, settle=2)
     finally:
         second.terminate()
         second.wait(timeout=60)
@@ -339,3 +346,11 @@ def test_a_store_unreachable_too_long_is_one_line_and_exit_2(
     assert "Traceback" not in proc.stderr.decode()
     assert b"s3cret-pass" not in proc.stderr + proc.stdout
     assert DetectorSettings.load().state.store == "memory"
+
+
+@pytest.fixture(autouse=True)
+def _collect() -> Iterator[None]:
+    yield
+    import gc
+
+    gc.collect()
