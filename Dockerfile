@@ -14,8 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin detector \
-    && mkdir -p /app /models \
-    && chown detector:detector /models
+    && mkdir -p /app /models /secrets \
+    && chown detector:detector /models /secrets
 
 WORKDIR /app
 

@@ -58,7 +58,7 @@ def make_bundle(directory: Path, scorer: ScorerName = "linear") -> Path:
     else:
         forest = IsolationForest(n_estimators=100, random_state=0).fit(X)
         compiled = IsolationForestScorer.from_sklearn(forest)
-    threshold = float(np.quantile(compiled.score(X), 0.99))
+    threshold = float(np.quantile(compiled.score_samples(X), 0.99))
     write_bundle(
         directory,
         scorer=compiled,

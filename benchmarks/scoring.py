@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             expected = reference(rows)
             if name == "isolation_forest":
                 expected = -expected
-            diff = float(np.abs(scorer.score(rows) - expected).max())
-            ours = best_seconds(partial(scorer.score, rows), **timing)
+            diff = float(np.abs(scorer.score_samples(rows) - expected).max())
+            ours = best_seconds(partial(scorer.score_samples, rows), **timing)
             with threadpool_limits(limits=args.sklearn_threads, user_api="openmp"):
                 theirs = best_seconds(partial(reference, rows), **timing)
             print(

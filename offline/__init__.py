@@ -5,8 +5,11 @@ The steps, one module each: :mod:`~offline.data` (load and check a labelled file
 :mod:`~offline.models` (the classifier, anomaly and hybrid scorers),
 :mod:`~offline.validation` (time-aware folds, out-of-fold scores),
 :mod:`~offline.thresholds` (threshold policies), :mod:`~offline.evaluation` (metrics),
+:mod:`~offline.calibration` (calibrators fitted on out-of-fold scores, calibration metrics),
 :mod:`~offline.compare` (every technique x scorer on the same folds),
-:mod:`~offline.train` (the bundle), :mod:`~offline.report` (``report.md`` with plots), and
+:mod:`~offline.compare_record` (a finished comparison kept for ``train --from-compare``),
+:mod:`~offline.train` (the bundle), :mod:`~offline.report` (``report.md``) with
+:mod:`~offline.plots`, and
 :mod:`~offline.cli` (the ``train``, ``compare`` and ``evaluate`` commands).
 
 Public names are importable from here; they load on first use, so the command line does not
@@ -23,6 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _PUBLIC: dict[str, tuple[str, ...]] = {
+    "calibration": ("CalibrationReport", "calibration_report", "fit_calibrator"),
     "compare": ("Candidate", "CandidateResult", "Comparison", "run_compare"),
     "config": ("TrainSettings",),
     "data": ("Dataset", "load_dataset"),
@@ -42,6 +46,7 @@ _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 # The same names for type checkers; tests/offline/test_package.py keeps the two in step.
 # (The imports are the re-exports: __all__ is derived from _PUBLIC, hence the noqa.)
 if TYPE_CHECKING:
+    from offline.calibration import CalibrationReport, calibration_report, fit_calibrator  # noqa: F401
     from offline.compare import Candidate, CandidateResult, Comparison, run_compare  # noqa: F401
     from offline.config import TrainSettings  # noqa: F401
     from offline.data import Dataset, load_dataset  # noqa: F401

@@ -13,94 +13,144 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from offline.config import MODELS, SCORERS, TECHNIQUES, TrainSettings
+from offline.config import (
+    MODELS,
+    SCORERS,
+    TECHNIQUES,
+    CalibrationChoice,
+    MissingPolicy,
+    SplitMethod,
+    TrainSettings,
+)
 from offline.progress import Progress
 from stream_detector.command import Command
 from stream_detector.errors import ConfigError
+from stream_detector.flags import (
+    SettingFlag,
+    add_config_flag,
+    add_setting_flags,
+    csv_choice,
+    setting_overrides,
+)
 
 __all__ = ["COMPARE", "EVALUATE", "TRAIN", "CompareCommand", "EvaluateCommand", "TrainCommand"]
 
 
-def _csv_choice(allowed: tuple[str, ...], what: str) -> Any:
-    def parse(text: str) -> tuple[str, ...]:
-        values = tuple(v.strip() for v in text.split(",") if v.strip())
-        bad = [v for v in values if v not in allowed]
-        if bad or not values:
-            raise argparse.ArgumentTypeError(
-                f"{what} must be a comma-separated subset of {','.join(allowed)}; got {text!r}"
-            )
-        return values
-
-    return parse
+_DATA_FLAGS = (
+    SettingFlag(
+        "--missing",
+        "data.missing",
+        choices=get_args(MissingPolicy),
+        help="missing feature values: refuse the file, or fill with medians",
+    ),
+)
+_FIT_FLAGS = (
+    SettingFlag(
+        "--threshold-policy",
+        "threshold_policy",
+        metavar="SPEC",
+        help="max_f1 | max_fbeta:B | precision:P | recall:R | cost:FP,FN | alert_rate:R | fixed:T",
+    ),
+    SettingFlag("--seed", "seed", type=int, help="seed of every random component"),
+    SettingFlag("--folds", "validation.n_splits", type=int, metavar="K", help="validation folds"),
+    SettingFlag(
+        "--split",
+        "validation.method",
+        choices=get_args(SplitMethod),
+        help="validation split (auto: time-ordered when there is a timestamp)",
+    ),
+    SettingFlag(
+        "--gap-days",
+        "validation.gap_days",
+        type=float,
+        metavar="D",
+        help="time splits: leave out training rows D days before validation",
+    ),
+    SettingFlag(
+        "--sampling-strategy",
+        "resampling.sampling_strategy",
+        metavar="R",
+        help="minority/majority ratio after resampling, or 'auto' (1:1)",
+    ),
+)
+_TRAIN_FLAGS = (
+    SettingFlag(
+        "--technique",
+        "technique",
+        choices=[*TECHNIQUES, "auto"],
+        help="imbalance technique; auto trains the winner of compare",
+    ),
+    SettingFlag("--scorer", "scorer", choices=SCORERS, help="classifier, anomaly or hybrid"),
+    SettingFlag(
+        "--model",
+        "model",
+        dest="model_name",
+        choices=MODELS,
+        help="the classifier: logistic (default) or hgb",
+    ),
+    SettingFlag(
+        "--calibration",
+        "calibration",
+        choices=get_args(CalibrationChoice),
+        help="turn scores into probabilities: auto (default), platt, isotonic or none",
+    ),
+)
+_COMPARE_FLAGS = (
+    SettingFlag(
+        "--techniques",
+        "compare.techniques",
+        type=csv_choice(TECHNIQUES, "--techniques"),
+        metavar="LIST",
+        help="comma-separated subset of techniques",
+    ),
+    SettingFlag(
+        "--scorers",
+        "compare.scorers",
+        type=csv_choice(SCORERS, "--scorers"),
+        metavar="LIST",
+        help="comma-separated subset of scorers",
+    ),
+    SettingFlag(
+        "--models",
+        "compare.models",
+        type=csv_choice(MODELS, "--models"),
+        metavar="LIST",
+        help="comma-separated subset of classifier models",
+    ),
+)
+_EVALUATE_FLAGS = (
+    SettingFlag(
+        "--k", "evaluation.precision_at_k", type=int, metavar="K", help="precision@k (default 100)"
+    ),
+)
+_SETTING_FLAGS = (
+    *_DATA_FLAGS,
+    *_FIT_FLAGS,
+    *_TRAIN_FLAGS,
+    *_COMPARE_FLAGS,
+    *_EVALUATE_FLAGS,
+)
+"""Every flag of the offline commands that overrides a training setting; a command adds its
+own and reads them all (a flag it lacks is never given)."""
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="FILE", help="CSV or Parquet file")
     parser.add_argument("--label", required=True, metavar="COL", help="the 0/1 label column")
-    parser.add_argument("--config", metavar="FILE", help="YAML settings (configs/train.yaml)")
-    parser.add_argument(
-        "--missing",
-        choices=["refuse", "impute_median"],
-        help="missing feature values: refuse the file, or fill with medians",
-    )
+    add_config_flag(parser, "YAML settings (configs/train.yaml)")
+    add_setting_flags(parser, _DATA_FLAGS)
 
 
 def _fit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threshold-policy",
-        metavar="SPEC",
-        help="max_f1 | max_fbeta:B | precision:P | recall:R | cost:FP,FN | alert_rate:R | fixed:T",
-    )
-    parser.add_argument("--seed", type=int, help="seed of every random component")
-    parser.add_argument("--folds", type=int, metavar="K", help="validation folds")
-    parser.add_argument(
-        "--split",
-        choices=["auto", "stratified", "time"],
-        help="validation split (auto: time-ordered when there is a timestamp)",
-    )
-    parser.add_argument(
-        "--gap-days",
-        type=float,
-        metavar="D",
-        help="time splits: leave out training rows D days before validation",
-    )
-    parser.add_argument(
-        "--sampling-strategy",
-        metavar="R",
-        help="minority/majority ratio after resampling, or 'auto' (1:1)",
-    )
+    add_setting_flags(parser, _FIT_FLAGS)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags given on the command line, as a nested settings mapping."""
-    flat = {
-        ("technique",): getattr(args, "technique", None),
-        ("scorer",): getattr(args, "scorer", None),
-        ("model",): getattr(args, "model_name", None),
-        ("threshold_policy",): getattr(args, "threshold_policy", None),
-        ("seed",): getattr(args, "seed", None),
-        ("data", "missing"): getattr(args, "missing", None),
-        ("validation", "n_splits"): getattr(args, "folds", None),
-        ("validation", "method"): getattr(args, "split", None),
-        ("validation", "gap_days"): getattr(args, "gap_days", None),
-        ("resampling", "sampling_strategy"): getattr(args, "sampling_strategy", None),
-        ("evaluation", "precision_at_k"): getattr(args, "k", None),
-        ("compare", "techniques"): getattr(args, "techniques", None),
-        ("compare", "scorers"): getattr(args, "scorers", None),
-        ("compare", "models"): getattr(args, "models", None),
-    }
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        if value is None:
-            continue
-        node = nested
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return nested
+    """The settings flags given on the command line, as a nested settings mapping."""
+    return setting_overrides(args, _SETTING_FLAGS)
 
 
 def _progress(args: argparse.Namespace) -> Progress:
@@ -116,17 +166,12 @@ class TrainCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _data_arguments(parser)
         parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory")
+        add_setting_flags(parser, _TRAIN_FLAGS)
         parser.add_argument(
-            "--technique",
-            choices=[*TECHNIQUES, "auto"],
-            help="imbalance technique; auto trains the winner of compare",
-        )
-        parser.add_argument("--scorer", choices=SCORERS, help="classifier, anomaly or hybrid")
-        parser.add_argument(
-            "--model",
-            dest="model_name",
-            choices=MODELS,
-            help="the classifier: logistic (default) or hgb",
+            "--from-compare",
+            metavar="DIR",
+            help="with --technique auto: train the winner of the compare --report DIR "
+            "already run on this data, instead of comparing again",
         )
         _fit_arguments(parser)
 
@@ -134,6 +179,11 @@ class TrainCommand(Command):
         from offline.train import train_model
 
         settings = TrainSettings.load(args.config, _overrides(args))
+        if args.from_compare and settings.technique != "auto":
+            raise ConfigError(
+                f"--from-compare trains the winner of a comparison: it needs --technique auto; "
+                f"got technique {settings.technique!r}"
+            )
         scorers = (args.scorer,) if args.scorer and settings.technique == "auto" else None
         if settings.technique == "auto" and args.model_name:
             settings = settings.model_copy(
@@ -142,7 +192,13 @@ class TrainCommand(Command):
                 }
             )
         result = train_model(
-            args.data, args.label, args.out, settings, scorers=scorers, progress=_progress(args)
+            args.data,
+            args.label,
+            args.out,
+            settings,
+            scorers=scorers,
+            progress=_progress(args),
+            from_compare=args.from_compare,
         )
         m = result.manifest
         metrics = m.metrics
@@ -171,28 +227,12 @@ class CompareCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write compare.json and report.md")
-        parser.add_argument(
-            "--techniques",
-            type=_csv_choice(TECHNIQUES, "--techniques"),
-            metavar="LIST",
-            help="comma-separated subset of techniques",
-        )
-        parser.add_argument(
-            "--scorers",
-            type=_csv_choice(SCORERS, "--scorers"),
-            metavar="LIST",
-            help="comma-separated subset of scorers",
-        )
-        parser.add_argument(
-            "--models",
-            type=_csv_choice(MODELS, "--models"),
-            metavar="LIST",
-            help="comma-separated subset of classifier models",
-        )
+        add_setting_flags(parser, _COMPARE_FLAGS)
         _fit_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from offline.compare import run_compare
+        from offline.compare_record import write_compare_record
         from offline.data import load_dataset
         from offline.report import write_compare_report
 
@@ -217,6 +257,7 @@ class CompareCommand(Command):
         print(f"winner: {cmp.verdict()}")
         if args.report:
             write_compare_report(args.report, cmp)
+            write_compare_record(args.report, cmp)
             print(f"report written to {args.report}")
         return 0
 
@@ -231,7 +272,7 @@ class EvaluateCommand(Command):
         parser.add_argument("--model", required=True, metavar="DIR", help="model bundle")
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write metrics.json and report.md")
-        parser.add_argument("--k", type=int, metavar="K", help="precision@k (default 100)")
+        add_setting_flags(parser, _EVALUATE_FLAGS)
 
     def run(self, args: argparse.Namespace) -> int:
         if args.k is not None and args.k < 1:
@@ -255,6 +296,12 @@ class EvaluateCommand(Command):
         print(
             f"PR-AUC {m.pr_auc:.4f}  ROC-AUC {m.roc_auc:.4f}  precision {m.precision:.4f}  "
             f"recall {m.recall:.4f}  F1 {m.f1:.4f}  precision@{m.k} {m.precision_at_k:.4f}"
+        )
+        validation = ev.bundle.manifest.metrics.get("alert_rate")
+        beside = f" (validation {validation:.4%})" if validation is not None else ""
+        print(
+            f"alert rate {m.alert_rate:.4%}{beside}  Brier {m.brier:.5f}  log loss "
+            f"{m.log_loss:.5f}  ECE {m.ece:.5f}"
         )
         if m.amount_caught is not None:
             print(f"fraud amount caught {m.amount_caught:.2f}, missed {m.amount_missed:.2f}")

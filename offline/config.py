@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from stream_detector.config import LayeredSettings
+from stream_detector.config import LayeredSettings, SettingsSection
 from stream_detector.errors import ConfigError
 from stream_detector.features import FeatureSpec
 
@@ -60,17 +60,14 @@ MissingPolicy = Literal["refuse", "impute_median"]
 ConstantPolicy = Literal["drop", "refuse"]
 SplitMethod = Literal["auto", "stratified", "time"]
 SelectionRule = Literal["one_se", "best"]
+CalibrationChoice = Literal["auto", "platt", "isotonic", "none"]
 
 TECHNIQUES: tuple[Technique, ...] = get_args(Technique)
 SCORERS: tuple[ScorerKind, ...] = get_args(ScorerKind)
 MODELS: tuple[ClassifierModel, ...] = get_args(ClassifierModel)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSettings(_Section):
+class DataSettings(SettingsSection):
     """How the data file becomes a feature matrix."""
 
     missing: MissingPolicy = "refuse"
@@ -85,7 +82,7 @@ class DataSettings(_Section):
     """Column holding money amounts, for amount-aware costs and metrics (if present)."""
 
 
-class ValidationSettings(_Section):
+class ValidationSettings(SettingsSection):
     """How out-of-fold validation predictions are made."""
 
     method: SplitMethod = "auto"
@@ -95,7 +92,7 @@ class ValidationSettings(_Section):
     """Time splits only: training rows this close before the validation period are left out."""
 
 
-class ResamplingSettings(_Section):
+class ResamplingSettings(SettingsSection):
     """Parameters of the resampling and weighting techniques."""
 
     sampling_strategy: float | Literal["auto"] = "auto"
@@ -121,14 +118,14 @@ class ResamplingSettings(_Section):
         return value
 
 
-class LogisticSettings(_Section):
+class LogisticSettings(SettingsSection):
     """StandardScaler + LogisticRegression."""
 
     C: float = Field(default=1.0, gt=0.0)
     max_iter: int = Field(default=1000, ge=10)
 
 
-class HgbSettings(_Section):
+class HgbSettings(SettingsSection):
     """HistGradientBoostingClassifier."""
 
     max_iter: int = Field(default=100, ge=1)
@@ -140,7 +137,7 @@ class HgbSettings(_Section):
     """``auto``: on above 10,000 training rows (scikit-learn's default)."""
 
 
-class AnomalySettings(_Section):
+class AnomalySettings(SettingsSection):
     """IsolationForest."""
 
     n_estimators: int = Field(default=100, ge=1)
@@ -150,7 +147,7 @@ class AnomalySettings(_Section):
     """Fit on every training row, or only on the rows labelled 0."""
 
 
-class HybridSettings(_Section):
+class HybridSettings(SettingsSection):
     """The stacker combining the classifier's and the anomaly scorer's outputs."""
 
     inner_splits: int = Field(default=3, ge=2, le=20)
@@ -158,13 +155,13 @@ class HybridSettings(_Section):
     C: float = Field(default=1.0, gt=0.0)
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(SettingsSection):
     """Metrics beyond the contract's."""
 
     precision_at_k: int = Field(default=100, ge=1)
 
 
-class CompareSettings(_Section):
+class CompareSettings(SettingsSection):
     """The candidates ``compare`` and ``train --technique auto`` try."""
 
     techniques: tuple[Technique, ...] = TECHNIQUES
@@ -211,6 +208,9 @@ class TrainSettings(LayeredSettings):
     """The classifier of the ``classifier`` and ``hybrid`` scorers."""
     threshold_policy: str = "max_f1"
     """See :func:`offline.thresholds.parse_policy`."""
+    calibration: CalibrationChoice = "auto"
+    """How classifier, hybrid and blend scores become probabilities, fitted on out-of-fold
+    scores (:func:`offline.calibration.fit_calibrator`); ``none`` keeps them as they are."""
     seed: int = 0
     threads: int | None = Field(default=1, ge=1)
     """Native threads (OpenMP, BLAS) while fitting and scoring; None lets the libraries use

@@ -89,8 +89,8 @@ def _release_reader_memory() -> None:
     """Hand memory the Parquet reader freed back to the system.
 
     pandas frames read from Parquet live in pyarrow's memory pool, which keeps freed memory
-    for reuse: without this, a 1M x 30 file kept ~650 MB resident through training after its
-    frame was gone.
+    for reuse: without this, a large file's memory stayed resident through training after its
+    frame was gone (the figure is in the README's Performance section).
     """
     pyarrow.default_memory_pool().release_unused()
 
@@ -358,7 +358,7 @@ def load_dataset(
         frame = frame.iloc[order].reset_index(drop=True)
         ts, y = ts[order], y[order]
     names = _feature_names(frame, label, cfg, features)
-    # One copy of the selected columns (column by column was 4x slower on 1M x 30).
+    # One copy of the selected columns: column by column is slower (README, Performance).
     X = np.ascontiguousarray(frame[names].to_numpy(dtype=np.float64, na_value=np.nan))
     amount = None
     if cfg.amount_column is not None and cfg.amount_column in frame.columns:

@@ -102,7 +102,7 @@ class _Outputs(threading.Thread):
         self.alerted[alert["event_id"]] = alert
         truth = {1: "fraud", 0: "legit"}.get(self.labels.get(alert["event_id"], -1), "?")
         reasons = ", ".join(
-            f"{r['feature']}={r['value']:g} (+{r['contribution']:.2f})" for r in alert["reasons"]
+            f"{r['feature']}={r['value']:g} ({r['contribution']:+.3f})" for r in alert["reasons"]
         )
         _say(
             f"ALERT {alert['event_id']:<16} score={alert['score']:.3f} "

@@ -5,6 +5,9 @@ ROC-AUC of 0.5 and looks respectable, while its PR-AUC equals the positive rate 
 Threshold metrics (precision, recall, F1, alert rate) are taken at ``score >= threshold``;
 precision@k looks only at the ``k`` highest scores (what a team with capacity for ``k``
 reviews would see); with an amount column, the fraud amount caught and missed at the threshold.
+Calibration (whether a score of 0.2 means one fraud in five): the Brier score, the log loss and
+the expected calibration error over equal-mass bins (:mod:`offline.calibration`); the anomaly
+scorer's scores are not probabilities, so its calibration figures only say how far they are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from offline.calibration import CalibrationReport, calibration_report
 from offline.config import DataSettings
 from offline.data import Dataset, load_dataset
 from offline.thresholds import parse_policy
@@ -44,6 +48,9 @@ class Metrics:
     precision_at_k: float
     amount_caught: float | None = None
     amount_missed: float | None = None
+    brier: float | None = None
+    log_loss: float | None = None
+    ece: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the keys of ``metrics.json``)."""
@@ -81,8 +88,8 @@ def evaluate_scores(
     ...                     amount=[5.0, 9.0, 20.0, 30.0, 1.0])
     >>> m.precision, m.recall, m.precision_at_k, m.amount_caught, m.amount_missed
     (0.6666666666666666, 1.0, 0.5, 50.0, 0.0)
-    >>> round(m.pr_auc, 4), round(m.roc_auc, 4)
-    (0.8333, 0.8333)
+    >>> round(m.pr_auc, 4), round(m.roc_auc, 4), round(m.brier, 4)
+    (0.8333, 0.8333, 0.1345)
     """
     y = np.asarray(y_true, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
@@ -101,6 +108,7 @@ def evaluate_scores(
         caught = float(amt[hit & (y == 1)].sum())
         missed = float(amt[~hit & (y == 1)].sum())
     k_used = min(int(k), y.size)
+    calibration = calibration_report(y, s)
     return Metrics(
         pr_auc=float(average_precision_score(y, s)),
         roc_auc=float(roc_auc_score(y, s)),
@@ -116,6 +124,9 @@ def evaluate_scores(
         precision_at_k=precision_at_k(y, s, k_used),
         amount_caught=caught,
         amount_missed=missed,
+        brier=calibration.brier,
+        log_loss=calibration.log_loss,
+        ece=calibration.ece,
     )
 
 
@@ -129,6 +140,11 @@ class BundleEvaluation:
     metrics: Metrics
     policy: dict[str, Any]
 
+    @property
+    def calibration(self) -> CalibrationReport:
+        """Calibration of the scores on this data, with the reliability diagram's bins."""
+        return calibration_report(self.data.y, self.scores)
+
     def as_dict(self) -> dict[str, Any]:
         """``metrics.json``: the contract's keys first, then the rest."""
         manifest = self.bundle.manifest
@@ -140,6 +156,11 @@ class BundleEvaluation:
             "threshold_policy": manifest.threshold_policy,
             "policy": self.policy,
             "validation": dict(manifest.metrics),
+            "reliability": {
+                key: value
+                for key, value in self.calibration.as_dict().items()
+                if key.startswith("bin_")
+            },
         }
 
 
@@ -176,6 +197,6 @@ def evaluate_bundle(
     ds = load_dataset(
         data, label, cfg, features=bundle.features, fill_values=bundle.reference, spec=bundle.spec
     )
-    scores = bundle.score(ds.X)
+    scores = bundle.score_samples(ds.X)
     metrics = evaluate_scores(ds.y, scores, bundle.threshold, k=k, amount=ds.amount)
     return BundleEvaluation(bundle, ds, scores, metrics, _policy_check(bundle, metrics))

@@ -246,7 +246,7 @@ class ClassifierEstimator(SupervisedEstimator):
     (0.041666666666666664, 0.5, -3.1355)
     >>> round(float(roc_auc_score(y, est.score_samples(X))), 3)
     0.983
-    >>> float(np.abs(est.to_scorer().score(X) - est.score_samples(X)).max()) < 1e-12
+    >>> float(np.abs(est.to_scorer().score_samples(X) - est.score_samples(X)).max()) < 1e-12
     True
     """
 
@@ -384,7 +384,7 @@ class AnomalyEstimator(_SingleModel):
     def _score_samples(self, X: Array, reference: bool) -> Array:
         if reference:
             return np.asarray(-self.iforest_.score_samples(X), dtype=np.float64)
-        return self.iforest_scorer_.score(X)
+        return self.iforest_scorer_.score_samples(X)
 
     def to_scorer(self) -> Scorer:
         return self.iforest_scorer_
@@ -412,7 +412,7 @@ class HybridEstimator(SupervisedEstimator):
     >>> est = HybridEstimator(technique="class_weight", random_state=0).fit(X, y)
     >>> est.stacker_.coef_.shape
     (1, 2)
-    >>> float(np.abs(est.to_scorer().score(X) - est.score_samples(X)).max()) < 1e-12
+    >>> float(np.abs(est.to_scorer().score_samples(X) - est.score_samples(X)).max()) < 1e-12
     True
     """
 
@@ -497,7 +497,7 @@ class BlendEstimator(FraudEstimator):
     >>> mean = (parts[0].score_samples(X) + parts[1].score_samples(X)) / 2
     >>> bool(np.allclose(blend.score_samples(X), mean, rtol=0, atol=1e-15))
     True
-    >>> float(np.abs(blend.to_scorer().score(X) - blend.score_samples(X)).max()) < 1e-12
+    >>> float(np.abs(blend.to_scorer().score_samples(X) - blend.score_samples(X)).max()) < 1e-12
     True
     """
 

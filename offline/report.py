@@ -1,25 +1,19 @@
-"""Human reports: ``report.md`` with PNG plots, beside the machine-readable JSON.
-
-Plots are drawn with matplotlib's Agg backend on figures that never touch pyplot's global
-state, so reports can be written from any thread or process.
-"""
+"""Human reports: ``report.md`` with PNG plots (:mod:`offline.plots`), beside the
+machine-readable JSON."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve
 
 from offline.compare import CandidateResult, Comparison
 from offline.evaluation import BundleEvaluation, Metrics
+from offline.plots import distribution_plot, pr_plot, reliability_plot, threshold_plot
 from stream_detector.errors import DataError
 
 __all__ = ["write_compare_report", "write_evaluation_report", "write_json"]
@@ -52,89 +46,6 @@ def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(clean(payload), indent=2) + "\n", encoding="utf-8")
 
 
-def _save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
-
-
-def _pr_plot(
-    path: Path,
-    curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]],
-    prior: float,
-    point: tuple[float, float] | None = None,
-) -> None:
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    for name, y, s in curves:
-        precision, recall, _ = precision_recall_curve(y, s)
-        ax.step(recall, precision, where="post", label=name, linewidth=1.4)
-    ax.axhline(prior, color="grey", linestyle=":", label=f"chance ({prior:.3%})")
-    if point is not None:
-        ax.plot([point[1]], [point[0]], "o", color="black", label="threshold")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title("Precision-recall")
-    ax.legend(fontsize="small", loc="lower left")
-    _save(fig, path)
-
-
-def _distribution_axes(
-    ax: Any, y: npt.NDArray[np.int64], s: Array, title: str, threshold: float | None
-) -> None:
-    bins = np.linspace(0.0, 1.0, 51)
-    for cls, color in ((0, "tab:blue"), (1, "tab:red")):
-        values = s[y == cls]
-        if values.size:
-            ax.hist(
-                values,
-                bins=bins,
-                density=True,
-                alpha=0.55,
-                color=color,
-                label=f"class {cls} ({values.size})",
-            )
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.set(xlabel="score", ylabel="density", xlim=(0, 1))
-    ax.set_title(title, fontsize="medium")
-    ax.legend(fontsize="x-small")
-
-
-def _distribution_plot(
-    path: Path, panels: Sequence[tuple[str, npt.NDArray[np.int64], Array, float | None]]
-) -> None:
-    cols = min(2, len(panels))
-    rows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(5.2 * cols, 3.6 * rows), layout="constrained")
-    for i, (title, y, s, t) in enumerate(panels):
-        _distribution_axes(fig.add_subplot(rows, cols, i + 1), y, s, title, t)
-    _save(fig, path)
-
-
-def _threshold_plot(
-    path: Path, curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]], threshold: float | None
-) -> None:
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    styles = ["-", "--", ":", "-."]
-    for i, (name, y, s) in enumerate(curves):
-        precision, recall, thresholds = precision_recall_curve(y, s)
-        style = styles[i % len(styles)]
-        ax.plot(thresholds, precision[:-1], style, color="tab:green", label=f"precision {name}")
-        ax.plot(thresholds, recall[:-1], style, color="tab:purple", label=f"recall {name}")
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set(
-        xlabel="threshold (flag when score >= threshold)",
-        ylabel="value",
-        xlim=(0, 1),
-        ylim=(0, 1.02),
-    )
-    ax.set_title("Threshold vs precision and recall")
-    ax.legend(fontsize="x-small")
-    _save(fig, path)
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -157,9 +68,10 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
     m, y, s = ev.metrics, ev.data.y, ev.scores
     manifest = ev.bundle.manifest
     write_json(out / "metrics.json", ev.as_dict())
-    _pr_plot(out / "pr_curve.png", [("model", y, s)], m.positives / m.n, (m.precision, m.recall))
-    _distribution_plot(out / "score_distribution.png", [("scores by class", y, s, m.threshold)])
-    _threshold_plot(out / "threshold_curve.png", [("", y, s)], m.threshold)
+    pr_plot(out / "pr_curve.png", [("model", y, s)], m.positives / m.n, (m.precision, m.recall))
+    distribution_plot(out / "score_distribution.png", [("scores by class", y, s, m.threshold)])
+    threshold_plot(out / "threshold_curve.png", [("", y, s)], m.threshold)
+    reliability_plot(out / "reliability.png", [("model", y, s)])
     policy = ev.policy
     lines = [
         "# Evaluation report",
@@ -173,13 +85,18 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
         "",
         *_metrics_table(m),
         "",
+        f"precision_at_k is the share of rows labelled 1 among the k = {m.k} highest scores "
+        "(`evaluation.precision_at_k`, at most the number of rows): what a team that reviews "
+        "k alerts would find. brier, log_loss and ece (expected calibration error over 10 bins "
+        "of equal row count) say how far the scores are from the observed fraud rate.",
+        "",
         "## Threshold policy on this data",
         "",
         "| | validation (at training) | this data |",
         "|---|---|---|",
     ]
     val = manifest.metrics
-    for key in ("pr_auc", "roc_auc", "precision", "recall"):
+    for key in ("pr_auc", "roc_auc", "precision", "recall", "alert_rate", "brier", "ece"):
         lines.append(f"| {key} | {_fmt(val.get(key))} | {_fmt(getattr(m, key))} |")
     if "target" in policy:
         verdict = "held" if policy["held"] else "did NOT hold"
@@ -192,11 +109,16 @@ def write_evaluation_report(directory: str | os.PathLike[str], ev: BundleEvaluat
         "",
         "## Plots",
         "",
+        "The chance line of the precision-recall plot is the positive rate of these rows: "
+        "the precision of flagging rows at random.",
+        "",
         "![precision-recall curve](pr_curve.png)",
         "",
         "![score distributions by class](score_distribution.png)",
         "",
-        "![threshold vs precision and recall](threshold_curve.png)",
+        "![precision and recall by alert rate](threshold_curve.png)",
+        "",
+        "![reliability diagram](reliability.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
@@ -214,19 +136,20 @@ def write_compare_report(
     ok: list[CandidateResult] = [r for r in cmp.results if r.ok]
     top = ok[:_MAX_CURVES]
     curves = [(r.candidate.name, y, r.scores[mask]) for r in top if r.scores is not None]
-    _pr_plot(out / "pr_curves.png", curves, float(y.mean()))
+    pr_plot(out / "pr_curves.png", curves, float(y.mean()))
     panels = [
         (r.candidate.name, y, r.scores[mask], r.metrics.threshold if r.metrics else None)
         for r in top[:4]
         if r.scores is not None
     ]
-    _distribution_plot(out / "score_distributions.png", panels)
+    distribution_plot(out / "score_distributions.png", panels)
     w = cmp.winner
     assert w.scores is not None
     assert w.metrics is not None
-    _threshold_plot(
+    threshold_plot(
         out / "threshold_curves.png", [(w.candidate.name, y, w.scores[mask])], w.metrics.threshold
     )
+    reliability_plot(out / "reliability.png", curves[:4])
     lines = [
         f"# {title}",
         "",
@@ -237,15 +160,18 @@ def write_compare_report(
         f"**Winner: {cmp.verdict()}.**",
         "",
         "| rank | scorer | model | technique | PR-AUC | ROC-AUC | precision | recall | F1 "
-        "| s/fit |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Brier | ECE | s/fit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(cmp.results, start=1):
         row = r.row()
+        brier = r.metrics.brier if r.metrics else None
+        ece = r.metrics.ece if r.metrics else None
         lines.append(
             f"| {i} | {row['scorer']} | {row['model'] or '-'} | {row['technique']} | "
             f"{_fmt(row['pr_auc'])} | {_fmt(row['roc_auc'])} | {_fmt(row['precision'])} | "
-            f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {row['fit_seconds']:.2f} |"
+            f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(brier)} | {_fmt(ece)} | "
+            f"{row['fit_seconds']:.2f} |"
         )
     failed = [r for r in cmp.results if not r.ok]
     if failed:
@@ -255,11 +181,21 @@ def write_compare_report(
         "",
         "## Plots",
         "",
+        f"Plots and metrics use the out-of-fold rows only ({int(mask.sum())} rows, "
+        f"{float(y.mean()):.3%} labelled 1): rows that no validation fold holds (the first "
+        "block of time-ordered folds) have no out-of-fold score. The chance line of the "
+        "precision-recall plot is that positive rate: the precision of flagging at random. "
+        "Brier and ECE (expected calibration error over 10 bins of equal row count) measure "
+        "how far the scores are from the observed fraud rate; an anomaly scorer's scores are "
+        "not probabilities.",
+        "",
         f"![precision-recall curves of the top {len(curves)}](pr_curves.png)",
         "",
         "![score distributions by class](score_distributions.png)",
         "",
-        "![threshold vs precision and recall of the winner](threshold_curves.png)",
+        "![precision and recall of the winner by alert rate](threshold_curves.png)",
+        "",
+        "![reliability diagram of the top 4](reliability.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -6,19 +6,27 @@ Steps:
 2. with ``technique: auto``, compare the candidates (:mod:`offline.compare`) and take the
    winner; otherwise cross-validate the one candidate asked for; either way every candidate has
    out-of-fold validation scores;
-3. choose the threshold on those out-of-fold scores with the configured policy
-   (:mod:`offline.thresholds`); an infeasible policy falls back explicitly, with a warning in
-   the log and in the manifest;
+3. calibrate a classifier, hybrid or blend: fit a calibrator on its out-of-fold scores
+   (:mod:`offline.calibration`) so that its scores are probabilities of fraud, and calibrate
+   them; choose the threshold on those (calibrated) out-of-fold scores with the configured
+   policy (:mod:`offline.thresholds`); an infeasible policy falls back explicitly, with a
+   warning in the log and in the manifest;
 4. fit the final model on all rows, compile it to a run-time scorer, check that the compiled
-   scorer reproduces scikit-learn's scores, and write the bundle with the training medians as
-   the reference for explanations.
+   scorer reproduces scikit-learn's scores, wrap it with the calibrator, and write the bundle
+   with the training medians as the reference for explanations.
+
+``from_compare`` (``--from-compare DIR``) takes step 2 from a finished ``compare --report DIR``
+on the same data (:mod:`offline.compare_record`): its winner and the winner's out-of-fold
+scores.
 
 The manifest records the contract's fields plus: ``model`` (logistic/hgb; a blend joins its
 members' with ``+`` and lists them, each with its prior correction, under ``members``),
 ``class_prior_validation`` (positive rate of the validation rows), ``prior_correction`` (the
 prior the classifier was fitted at and the log-odds offset applied), ``threshold_choice``,
 ``validation`` (split method and folds), ``data`` (rows, positives, dropped or imputed
-columns), ``comparison`` (the ``auto`` ranking) and ``train_settings``.
+columns), ``comparison`` (the ``auto`` ranking), ``calibration`` (method, positives, and the
+out-of-fold Brier score, log loss and ECE before and after; null when not calibrated) and
+``train_settings`` (with the technique, scorer and model actually trained).
 """
 
 from __future__ import annotations
@@ -31,15 +39,25 @@ from typing import Any
 
 import numpy as np
 
-from offline.compare import Candidate, CandidateResult, Comparison, evaluate_candidate, run_compare
+from offline.calibration import calibrate_out_of_fold, calibration_report
+from offline.compare import (
+    Candidate,
+    CandidateResult,
+    Comparison,
+    evaluate_candidate,
+    measure,
+    run_compare,
+)
+from offline.compare_record import read_compare_record
 from offline.config import ScorerKind, TrainSettings
 from offline.data import Dataset, load_dataset
 from offline.models import BlendEstimator, FraudEstimator, SupervisedEstimator, check_combination
 from offline.progress import Progress
 from offline.thresholds import parse_policy
-from offline.validation import make_folds, split_method, validated_rows
+from offline.validation import Fold, make_folds, split_method, validated_rows
 from stream_detector.bundle import Manifest, write_bundle
 from stream_detector.errors import BundleError, DataError
+from stream_detector.scoring import CalibratedScorer, Calibrator, Scorer
 
 __all__ = ["TrainResult", "train_model"]
 
@@ -82,13 +100,30 @@ def _check_policy(settings: TrainSettings, ds: Dataset) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Selection:
+    """How ``auto`` chose: the verdict, the ranking, and where the comparison came from."""
+
+    verdict: str
+    ranking: list[dict[str, Any]]
+    source: str | None = None
+
+
+def _trained_settings(settings: TrainSettings, candidate: Candidate) -> dict[str, Any]:
+    """The settings as used: the technique, scorer and model of the candidate trained."""
+    used = settings.model_dump(mode="json")
+    used.update(technique=candidate.technique, scorer=candidate.scorer, model=candidate.model)
+    return used
+
+
 def _manifest_extra(
     settings: TrainSettings,
     ds: Dataset,
     result: CandidateResult,
     final: FraudEstimator,
-    comparison: Comparison | None,
+    selection: _Selection | None,
     mask: np.ndarray,
+    calibration: dict[str, Any] | None,
 ) -> dict[str, Any]:
     choice = result.choice
     metrics = result.metrics
@@ -114,7 +149,8 @@ def _manifest_extra(
             "k": metrics.k,
         },
         "data": {"rows": ds.n, "positives": ds.positives, **ds.notes},
-        "train_settings": settings.model_dump(mode="json"),
+        "calibration": calibration,
+        "train_settings": _trained_settings(settings, result.candidate),
     }
     method = "logit_offset = logit(class_prior_train) - logit(fitted_prior)"
     if isinstance(final, BlendEstimator):
@@ -137,16 +173,45 @@ def _manifest_extra(
             "fitted_prior": final.fitted_prior_,
             "logit_offset": final.logit_offset_,
         }
-    if comparison is not None:
+    if selection is not None:
         extra["selection"] = {
             "rule": settings.compare.selection,
-            "verdict": comparison.verdict(),
+            "verdict": selection.verdict,
         }
-        extra["comparison"] = [
-            {k: row[k] for k in ("technique", "scorer", "model", "pr_auc", "roc_auc")}
-            for row in comparison.rows()
-        ]
+        if selection.source is not None:
+            extra["selection"]["from_compare"] = selection.source
+        extra["comparison"] = selection.ranking
     return extra
+
+
+def _calibrate(
+    result: CandidateResult,
+    ds: Dataset,
+    mask: np.ndarray,
+    folds: list[Fold],
+    settings: TrainSettings,
+) -> tuple[CandidateResult, Calibrator | None, dict[str, Any] | None]:
+    """Calibrate a probability scorer's out-of-fold scores and measure them again (new
+    threshold); the result unchanged for the anomaly scorer, ``calibration: none``, or when
+    the scores as they are calibrate best (``identity``, recorded)."""
+    if settings.calibration == "none" or result.candidate.scorer == "anomaly":
+        return result, None, None
+    assert result.scores is not None
+    calibrator, how, calibrated = calibrate_out_of_fold(
+        result.scores, mask, ds.y, method=settings.calibration, random_state=settings.seed
+    )
+    before = calibration_report(ds.y[mask], result.scores[mask])
+    after = calibration_report(ds.y[mask], calibrated[mask])
+    keys = ("brier", "log_loss", "ece")
+    info = {
+        **how,
+        "out_of_fold_before": {k: getattr(before, k) for k in keys},
+        "out_of_fold_after": {k: getattr(after, k) for k in keys},
+    }
+    if how["method"] == "identity":  # the scores are as good as any calibration of them
+        return result, None, info
+    measured = measure(result.candidate, calibrated, mask, ds, folds, settings, result.fit_seconds)
+    return measured, calibrator, info
 
 
 def train_model(
@@ -157,6 +222,7 @@ def train_model(
     *,
     scorers: tuple[ScorerKind, ...] | None = None,
     progress: Progress | None = None,
+    from_compare: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train on ``data`` and write the bundle to ``out``; see the module docstring.
 
@@ -173,17 +239,40 @@ def train_model(
         command line); default ``compare.scorers``.
     progress
         Progress display for the cross-validation.
+    from_compare
+        With ``technique: auto``, the report directory of a finished ``compare`` on the same
+        data: its winner is trained without comparing again.
     """
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BundleError(f"bundle directory {target} exists and is not empty")
     ds = load_dataset(data, label, settings.data, spec=settings.features)
     _check_policy(settings, ds)
-    comparison = None
-    if settings.technique == "auto":
+    comparison = selection = None
+    if from_compare is not None:
+        if settings.technique != "auto":
+            raise DataError(
+                f"from_compare trains the winner of a comparison; it needs technique auto, "
+                f"got {settings.technique!r}"
+            )
+        record = read_compare_record(from_compare, ds)
+        folds = make_folds(ds, settings.validation, random_state=settings.seed)
+        mask = record.mask
+        result = measure(
+            record.candidate, record.scores, mask, ds, folds, settings, record.fit_seconds
+        )
+        selection = _Selection(record.verdict, record.ranking, str(from_compare))
+        log.info("auto takes the winner of %s: %s", from_compare, record.verdict)
+    elif settings.technique == "auto":
         comparison = run_compare(ds, settings, scorers=scorers, progress=progress)
-        result = comparison.winner
-        mask = comparison.mask
+        result, mask, folds = comparison.winner, comparison.mask, comparison.folds
+        selection = _Selection(
+            comparison.verdict(),
+            [
+                {k: row[k] for k in ("technique", "scorer", "model", "pr_auc", "roc_auc")}
+                for row in comparison.rows()
+            ],
+        )
         log.info("auto selected %s", comparison.verdict())
     else:
         candidate = _candidate(settings)
@@ -195,6 +284,7 @@ def train_model(
         if progress is not None and result.metrics is not None:
             progress.done(f"PR-AUC {result.metrics.pr_auc:.4f}")
         mask = validated_rows(ds.n, folds)
+    result, calibrator, calibration = _calibrate(result, ds, mask, folds, settings)
     choice, metrics = result.choice, result.metrics
     assert choice is not None
     assert metrics is not None
@@ -203,11 +293,15 @@ def train_model(
     final = result.candidate.estimator(settings)
     final.check_labels(ds.y, where="the training data")
     final.fit(ds.X, ds.y)
-    scorer = final.to_scorer()
+    scorer: Scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]
-    gap = float(np.max(np.abs(scorer.score(probe) - final.score_samples(probe, reference=True))))
+    gap = float(
+        np.max(np.abs(scorer.score_samples(probe) - final.score_samples(probe, reference=True)))
+    )
     if not gap <= _COMPILE_TOLERANCE:
         raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
+    if calibrator is not None:
+        scorer = CalibratedScorer(scorer, calibrator)
     manifest = write_bundle(
         out,
         scorer=scorer,
@@ -225,10 +319,14 @@ def train_model(
             "recall": metrics.recall,
             "f1": metrics.f1,
             "precision_at_k": metrics.precision_at_k,
+            "alert_rate": metrics.alert_rate,
+            "brier": metrics.brier,
+            "log_loss": metrics.log_loss,
+            "ece": metrics.ece,
         },
-        # Column by column: the same medians, 2-3x faster than axis=0 on a C-ordered matrix.
+        # Column by column: the same medians, faster than axis=0 on a C-ordered matrix (README).
         reference=np.array([np.median(ds.X[:, j]) for j in range(ds.X.shape[1])]),
-        extra=_manifest_extra(settings, ds, result, final, comparison, mask),
+        extra=_manifest_extra(settings, ds, result, final, selection, mask, calibration),
         feature_spec=settings.features,
     )
     return TrainResult(manifest, final, result, ds, comparison)

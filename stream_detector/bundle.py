@@ -98,7 +98,7 @@ class ModelBundle:
     >>> bundle = load_bundle(out)
     >>> bundle.features, bundle.threshold
     (('a', 'b'), 0.5)
-    >>> bool(bundle.score(np.array([[3.0, 0.0]]))[0] > 0.5)
+    >>> bool(bundle.score_samples(np.array([[3.0, 0.0]]))[0] > 0.5)
     True
     """
 
@@ -133,9 +133,9 @@ class ModelBundle:
     def model_version(self) -> str:
         return self.manifest.model_version
 
-    def score(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def score_samples(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Scores in [0, 1] for a matrix whose columns are :attr:`features`."""
-        return self.scorer.score(X)
+        return self.scorer.score_samples(X)
 
     def reasons(self, X: npt.NDArray[np.float64], top: int = 3) -> list[list[dict[str, Any]]]:
         """The features that pushed each row's score up most (see ``scoring.top_reasons``)."""

@@ -13,7 +13,6 @@ Every error a user can cause ends as one line on stderr and exit code 2:
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -22,6 +21,7 @@ from typing import NoReturn
 from stream_detector import __version__
 from stream_detector.command import Command
 from stream_detector.errors import StreamDetectorError
+from stream_detector.flags import LOG_LEVEL, configure_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -39,11 +39,19 @@ class _Parser(argparse.ArgumentParser):
 def _builtin_commands() -> list[Command]:
     from stream_detector.backfill import BackfillCommand
     from stream_detector.devbroker import BrokerCommand
+    from stream_detector.notify import NotifyCommand
     from stream_detector.score import ScoreCommand
     from stream_detector.service import ServeCommand
     from stream_detector.simulate.command import SimulateCommand
 
-    return [ScoreCommand(), ServeCommand(), BackfillCommand(), SimulateCommand(), BrokerCommand()]
+    return [
+        ScoreCommand(),
+        ServeCommand(),
+        BackfillCommand(),
+        SimulateCommand(),
+        BrokerCommand(),
+        NotifyCommand(),
+    ]
 
 
 def _plugin_commands() -> list[Command]:
@@ -60,15 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the full parser, built-in and plugin subcommands included."""
     parser = _Parser(prog=PROG, description="Find fraud and other rare events in event streams.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default INFO)",
-    )
+    LOG_LEVEL.add_to(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    order = ["train", "compare", "evaluate", "score", "serve", "simulate", "broker", "demo"]
+    order = [
+        "train",
+        "compare",
+        "evaluate",
+        "score",
+        "serve",
+        "notify",
+        "simulate",
+        "broker",
+        "demo",
+    ]
     commands = {c.name: c for c in [*_builtin_commands(), *_plugin_commands()]}
     for name in sorted(commands, key=lambda n: (order.index(n) if n in order else len(order), n)):
         command = commands[name]
@@ -85,16 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, or a usage error
         return int(exc.code) if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # kafka-python logs every failed connection attempt; the service logs what matters
-    # (retries, publish failures) itself, so the client speaks only at DEBUG.
-    logging.getLogger("kafka").setLevel(
-        logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
-    )
+    # Until a command reads its settings: serve then applies its log_level (flag > env > file).
+    configure_logging(args.log_level or "INFO")
     command: Command = args._command
     try:
         return command.run(args)

@@ -44,10 +44,12 @@ __all__ = [
     "KafkaSettings",
     "LayeredSettings",
     "MetricsSettings",
+    "NotifySettings",
     "OnlineSettings",
     "PriorSettings",
     "ProcessingGuarantee",
     "ProducerSettings",
+    "SettingsSection",
     "StateSettings",
     "StoreKind",
     "ThresholdMode",
@@ -71,11 +73,26 @@ StoreKind = Literal["memory", "redis"]
 """Where per-entity feature state lives: in the process, or in Redis (shared, durable)."""
 
 
-class _Section(BaseModel):
+class SettingsSection(BaseModel):
+    """A nested group of settings (one YAML mapping): frozen, and unknown keys are errors.
+
+    The base of every section of :class:`DetectorSettings` and of the training settings.
+
+    >>> class Port(SettingsSection):
+    ...     port: int = 9108
+    >>> Port(port=1).port
+    1
+    >>> try:
+    ...     Port(prot=1)
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["type"])
+    extra_forbidden
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(SettingsSection):
     """How to reach the brokers, TLS and SASL included (passed through to kafka-python)."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -133,7 +150,7 @@ class KafkaSettings(_Section):
         return kwargs
 
 
-class TopicSettings(_Section):
+class TopicSettings(SettingsSection):
     """Topic names (CONTRACT defaults)."""
 
     events: str = "events"
@@ -143,7 +160,7 @@ class TopicSettings(_Section):
     dead_letter: str = "events.dlq"
 
 
-class ConsumerSettings(_Section):
+class ConsumerSettings(SettingsSection):
     """The consumer group and the micro-batch."""
 
     group_id: str = "stream-detector"
@@ -158,10 +175,11 @@ class ConsumerSettings(_Section):
     fetch_max_wait_ms: int = Field(default=100, ge=0)
     """Longest a fetch waits at the broker for data (kafka-python ``fetch_max_wait_ms``). Kafka
     answers as soon as data arrives; the embedded broker holds the fetch for this long, so it
-    bounds the latency there (10 ms gives a p99 of a few ms at 1,000 events/s)."""
+    bounds the latency there: lower it for low latency on the embedded broker (the README's
+    Performance section has the figures)."""
 
 
-class ProducerSettings(_Section):
+class ProducerSettings(SettingsSection):
     """Producer batching and durability for decisions, alerts and dead letters."""
 
     acks: Literal["all", "1", "0"] = "all"
@@ -174,7 +192,7 @@ class ProducerSettings(_Section):
     transaction_timeout_ms: int = Field(default=60_000, gt=0)
 
 
-class DedupeSettings(_Section):
+class DedupeSettings(SettingsSection):
     """Duplicate-alert suppression: an event alerted once is not alerted again."""
 
     enabled: bool = True
@@ -186,21 +204,21 @@ class DedupeSettings(_Section):
     readback_timeout_s: float = Field(default=30.0, gt=0)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(SettingsSection):
     """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65_535)
 
 
-class AdminSettings(_Section):
+class AdminSettings(SettingsSection):
     """The admin endpoint ``/admin/threshold`` on the metrics server; off without a token."""
 
     token: SecretStr | None = Field(default=None, min_length=16)
     """Bearer token the endpoint requires; set it through STREAM_DETECTOR_ADMIN__TOKEN."""
 
 
-class PriorSettings(_Section):
+class PriorSettings(SettingsSection):
     """How the positive-class rate is tracked from feedback labels."""
 
     window: PriorWindow = "rolling"
@@ -214,7 +232,7 @@ class PriorSettings(_Section):
     """The estimate stays within [reference / max_ratio, reference * max_ratio]."""
 
 
-class FeedbackSettings(_Section):
+class FeedbackSettings(SettingsSection):
     """Joining labels to recent decisions."""
 
     memory_size: int = Field(default=200_000, ge=1)
@@ -223,7 +241,7 @@ class FeedbackSettings(_Section):
     """Live precision over the last N labelled alerts, recall over the last N labelled frauds."""
 
 
-class AlertRateSettings(_Section):
+class AlertRateSettings(SettingsSection):
     """``threshold_mode: alert_rate``: flag about ``budget`` of the events."""
 
     budget: float = Field(default=0.01, gt=0.0, lt=1.0)
@@ -234,7 +252,7 @@ class AlertRateSettings(_Section):
     """Until this many scores were seen, the fixed threshold is in force."""
 
 
-class DriftSettings(_Section):
+class DriftSettings(SettingsSection):
     """ADWIN drift detectors on the score stream, the feature means and the labels."""
 
     enabled: bool = True
@@ -246,7 +264,7 @@ class DriftSettings(_Section):
     """A signal counts as drifting on ``/healthz`` this long after a detection."""
 
 
-class ColdStartSettings(_Section):
+class ColdStartSettings(SettingsSection):
     """The online anomaly scorer ``serve`` runs when no model bundle is given."""
 
     features: list[str] = Field(default_factory=lambda: ["amount"], min_length=1)
@@ -263,7 +281,7 @@ class ColdStartSettings(_Section):
     random_state: int = 42
 
 
-class OnlineSettings(_Section):
+class OnlineSettings(SettingsSection):
     """The River side of ``serve``: class balance, thresholds, drift, cold start."""
 
     prior: PriorSettings = PriorSettings()
@@ -273,7 +291,7 @@ class OnlineSettings(_Section):
     cold_start: ColdStartSettings = ColdStartSettings()
 
 
-class StateSettings(_Section):
+class StateSettings(SettingsSection):
     """Where the behavioural features' per-entity state lives (bundles with windowed features).
 
     ``memory`` keeps it in the process: the default, for one replica, the demo and the tests;
@@ -300,6 +318,34 @@ class StateSettings(_Section):
     """A raw history file (CSV or Parquet) computed into the store at start-up, before the
     first batch (as ``stream-detector backfill`` does): how a ``memory`` store starts with
     the history; harmless on a ``redis`` store that holds it already."""
+
+
+class NotifySettings(SettingsSection):
+    """``stream-detector notify``: alerts from the alerts topic to an HTTP webhook."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
+    """The webhook (a case-management API, a chat bridge); set STREAM_DETECTOR_NOTIFY__URL."""
+    secret: SecretStr | None = Field(default=None, min_length=16)
+    """Shared secret of the HMAC-SHA256 body signature; set STREAM_DETECTOR_NOTIFY__SECRET."""
+    auth_token: SecretStr | None = Field(default=None, min_length=1)
+    """Sent as ``Authorization: Bearer <token>`` when set (STREAM_DETECTOR_NOTIFY__AUTH_TOKEN)."""
+    group_id: str = Field(default="stream-detector-notify", min_length=1)
+    """The consumer group, apart from ``serve``'s: both read the alerts at their own pace."""
+    dead_letter: str = Field(default="alerts.notify.dlq", min_length=1)
+    """Alerts the webhook refused or never acknowledged go here, with the reason."""
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    """Alerts polled together; their offsets are committed once all are delivered or
+    dead-lettered, so a crash repeats at most this many."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Requests in flight at once."""
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    """Attempts per alert before it is dead-lettered (``exhausted``)."""
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    """Pause before retry *n*: uniform in [0, min(max, initial * 2**(n-1))] (full jitter)."""
+    metrics: MetricsSettings = MetricsSettings(port=9109)
 
 
 _yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_yaml_data", default=None)
@@ -342,7 +388,7 @@ def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
     received = err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: unknown key '{key}'")
-    secret = any(word in key for word in ("password", "token", "redis_url"))
+    secret = any(w in key for w in ("password", "token", "secret", "redis_url"))
     shown = "***" if secret else repr(received)
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
 
@@ -418,3 +464,4 @@ class DetectorSettings(LayeredSettings):
     reasons_top: int = Field(default=3, ge=0, le=50)
     state: StateSettings = StateSettings()
     log_level: LogLevel = "INFO"
+    notify: NotifySettings = NotifySettings()

@@ -144,7 +144,7 @@ class Decider:
                 if not batch.positions:
                     return outcome
         outcome.event_ids = event_ids
-        scores = self.bundle.score(X)
+        scores = self.bundle.score_samples(X)
         threshold, threshold_mode = self.threshold, self.threshold_mode
         flagged = scores >= threshold
         model_version = self.bundle.model_version

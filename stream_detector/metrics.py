@@ -1,7 +1,12 @@
-"""The service's Prometheus metrics, registered on a registry the caller provides.
+"""Every Prometheus metric of the service, registered on a registry the caller provides.
 
-Names, types and labels are part of the external contract. Tests build a fresh
-``CollectorRegistry`` per case:
+Names, types and labels are part of the external contract (docs/CONTRACT.md). Each metric is
+declared with ``namespace=NAMESPACE``, so prometheus_client prefixes every name with
+``stream_detector_`` (and counters with the ``_total`` suffix). Three groups, one per owner:
+:class:`DetectorMetrics` for the run loop and the online side, :class:`DeliveryMetrics` for
+the delivery guarantees (:mod:`stream_detector.kafka.delivery`), both on the service's one
+registry, and :class:`NotifyMetrics` for ``stream-detector notify`` (its own process and
+registry). Tests build a fresh ``CollectorRegistry`` per case:
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
@@ -13,152 +18,252 @@ Names, types and labels are part of the external contract. Tests build a fresh
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-__all__ = ["DetectorMetrics", "observe_many"]
+__all__ = [
+    "NAMESPACE",
+    "BatchObserver",
+    "DeliveryMetrics",
+    "DetectorMetrics",
+    "NotifyMetrics",
+    "observe_many",
+]
+
+NAMESPACE = "stream_detector"
+"""The prefix of every exported metric name."""
 
 _SCORE_BUCKETS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99, 1.0)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_DELIVERY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class DetectorMetrics:
-    """Every metric of the contract, on one registry."""
+    """The run loop's and the online side's metrics (the delivery's: :class:`DeliveryMetrics`)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.events = Counter(
-            "stream_detector_events",
+            "events",
             "Messages consumed from the events topic.",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.events_invalid = Counter(
-            "stream_detector_events_invalid",
+            "events_invalid",
             "Messages sent to the dead-letter topic, by reason.",
             ["reason"],
+            namespace=NAMESPACE,
             registry=registry,
         )
-        self.alerts = Counter("stream_detector_alerts", "Flagged events.", registry=registry)
+        self.alerts = Counter("alerts", "Flagged events.", namespace=NAMESPACE, registry=registry)
         self.score = Histogram(
-            "stream_detector_score",
+            "score",
             "Scores of valid events.",
             buckets=_SCORE_BUCKETS,
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.processing_seconds = Histogram(
-            "stream_detector_processing_seconds",
+            "processing_seconds",
             "Time from poll to commit, per batch.",
             buckets=_SECONDS_BUCKETS,
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.event_lag_seconds = Histogram(
-            "stream_detector_event_lag_seconds",
+            "event_lag_seconds",
             "Wall clock at decision minus event timestamp.",
             buckets=_LAG_BUCKETS,
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.threshold = Gauge(
-            "stream_detector_threshold", "The threshold in force.", registry=registry
+            "threshold", "The threshold in force.", namespace=NAMESPACE, registry=registry
         )
         self.class_prior = Gauge(
-            "stream_detector_class_prior",
+            "class_prior",
             "Positive-class rate as tracked from feedback labels.",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.labels = Counter(
-            "stream_detector_labels",
+            "labels",
             "Feedback labels consumed, by label.",
             ["label"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.consumer_lag = Gauge(
-            "stream_detector_consumer_lag",
+            "consumer_lag",
             "End offset minus committed offset, per partition.",
             ["partition"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.model_info = Info(
-            "stream_detector_model",
+            "model",
             "The loaded model bundle.",
+            namespace=NAMESPACE,
             registry=registry,
         )
         # The online side (stream_detector.online): feedback, thresholds, drift, control.
         self.labels_invalid = Counter(
-            "stream_detector_labels_invalid",
+            "labels_invalid",
             "Label messages sent to the dead-letter topic, by reason.",
             ["reason"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.labels_unmatched = Counter(
-            "stream_detector_labels_unmatched",
+            "labels_unmatched",
             "Labels whose event_id is not among the decisions remembered.",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.alert_precision = Gauge(
-            "stream_detector_alert_precision",
+            "alert_precision",
             "Share of recent labelled alerts that were fraud (NaN until one is labelled).",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.alert_recall = Gauge(
-            "stream_detector_alert_recall",
+            "alert_recall",
             "Share of recent labelled frauds that were alerted (NaN until one is labelled).",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.threshold_mode = Gauge(
-            "stream_detector_threshold_mode",
+            "threshold_mode",
             "1 for the threshold mode in force, 0 for the others.",
             ["mode"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.threshold_changes = Counter(
-            "stream_detector_threshold_changes",
+            "threshold_changes",
             "Live changes of threshold, mode or budget, by source (sighup, admin).",
             ["source"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.control_errors = Counter(
-            "stream_detector_control_errors",
+            "control_errors",
             "Refused or failed live changes, by source (sighup, admin).",
             ["source"],
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.drift = Counter(
-            "stream_detector_drift",
+            "drift",
             "Drift detections, by signal (score, labels, feature:<name>).",
             ["signal"],
+            namespace=NAMESPACE,
             registry=registry,
         )
-
+        # Operations: what alert rules compare the live figures with, and readiness.
+        self.validation_precision = Gauge(
+            "validation_precision",
+            "Precision at the threshold on the bundle's validation data (NaN when unknown).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.validation_recall = Gauge(
+            "validation_recall",
+            "Recall at the threshold on the bundle's validation data (NaN when unknown).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.alert_precision_labels = Gauge(
+            "alert_precision_labels",
+            "Labelled alerts the live precision is computed over.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.alert_recall_labels = Gauge(
+            "alert_recall_labels",
+            "Labelled frauds the live recall is computed over.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "ready",
+            "1 while /readyz answers 200 (consumer assigned, model loaded), else 0.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         # Behavioural features (stream_detector.features) and their state store.
         self.feature_seconds = Histogram(
-            "stream_detector_feature_seconds",
+            "feature_seconds",
             "Time computing a batch's behavioural features, store round trips included.",
             buckets=_SECONDS_BUCKETS,
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.store_round_trips = Counter(
-            "stream_detector_store_round_trips",
+            "store_round_trips",
             "Round trips to the feature state store.",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.store_seconds = Histogram(
-            "stream_detector_store_seconds",
+            "store_seconds",
             "Latency of the state store, per batch: its round trips' total time.",
             buckets=_SECONDS_BUCKETS,
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.store_errors = Counter(
-            "stream_detector_store_errors",
+            "store_errors",
             "Failed attempts to reach the state store (each batch attempt counts once).",
+            namespace=NAMESPACE,
             registry=registry,
         )
         self.store_keys = Gauge(
-            "stream_detector_store_keys",
+            "store_keys",
             "Keys the state store holds: entities, the event index, labels waiting.",
+            namespace=NAMESPACE,
             registry=registry,
         )
+        self.validation_precision.set(math.nan)
+        self.validation_recall.set(math.nan)
+
+    def set_validation(self, metrics: Mapping[str, float | None]) -> None:
+        """Export the bundle manifest's validation ``precision`` and ``recall``.
+
+        >>> m = DetectorMetrics(CollectorRegistry())
+        >>> m.set_validation({"precision": 0.8, "recall": None})
+        >>> m.registry.get_sample_value("stream_detector_validation_precision")
+        0.8
+        """
+        for key, gauge in (
+            ("precision", self.validation_precision),
+            ("recall", self.validation_recall),
+        ):
+            value = metrics.get(key)
+            gauge.set(math.nan if value is None else float(value))
 
     def set_model(self, *, model_version: str, technique: str, scorer: str) -> None:
         """Publish the loaded bundle as ``stream_detector_model_info``."""
@@ -167,39 +272,198 @@ class DetectorMetrics:
         )
 
 
-def observe_many(histogram: Histogram, values: npt.ArrayLike) -> None:
-    """Observe a batch of values: the same counts and sum as ``histogram.observe`` on each.
+class DeliveryMetrics:
+    """The delivery-guarantee metrics, registered on the service's registry.
+
+    >>> registry = CollectorRegistry()
+    >>> metrics = DeliveryMetrics(registry)
+    >>> metrics.alerts_suppressed.inc(2)
+    >>> registry.get_sample_value("stream_detector_alerts_suppressed_total")
+    2.0
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.alerts_suppressed = Counter(
+            "alerts_suppressed",
+            "Alerts not published because the event was already alerted (replays).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.readback_seconds = Histogram(
+            "dedupe_readback_seconds",
+            "Time to read back recent alert ids when partitions are assigned.",
+            buckets=_READBACK_BUCKETS,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.publish_retries = Counter(
+            "publish_retries",
+            "Output records sent again after the broker failed to acknowledge them.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.batches_replayed = Counter(
+            "batches_replayed",
+            "Batches whose offsets this instance did not commit, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.dead_letters_truncated = Counter(
+            "dead_letters_truncated",
+            "Dead letters published with their value cut to fit the broker.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.broker_unreachable_seconds = Gauge(
+            "broker_unreachable_seconds",
+            "How long the broker has been unreachable; 0 while it answers.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+
+
+class NotifyMetrics:
+    """The metrics of ``stream-detector notify`` (alerts to a webhook), on one registry.
+
+    Labelled counters start at 0 for every known reason, so rate() sees them from the start.
+
+    >>> registry = CollectorRegistry()
+    >>> metrics = NotifyMetrics(registry, failure_reasons=["timeout"], dead_letter_reasons=["exhausted"])
+    >>> registry.get_sample_value("stream_detector_notify_failures_total", {"reason": "timeout"})
+    0.0
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        failure_reasons: Iterable[str] = (),
+        dead_letter_reasons: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.delivered = Counter(
+            "delivered",
+            "Alerts the webhook acknowledged with a 2xx answer.",
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.retries = Counter(
+            "retries",
+            "Webhook requests sent again after a failed attempt.",
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.failures = Counter(
+            "failures",
+            "Failed webhook attempts, by reason (timeout, connection, server_error, ...).",
+            ["reason"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters",
+            "Alerts sent to the notify dead-letter topic, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "delivery_seconds",
+            "Time from poll to the webhook's acknowledgement, retries included.",
+            buckets=_DELIVERY_BUCKETS,
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "Alerts not yet delivered: end offset minus committed offset, per partition.",
+            ["partition"],
+            namespace=NAMESPACE,
+            subsystem="notify",
+            registry=registry,
+        )
+        for reason in failure_reasons:
+            self.failures.labels(reason=reason)
+        for reason in dead_letter_reasons:
+            self.dead_letters.labels(reason=reason)
+
+
+class BatchObserver:
+    """Observe a batch of values on one histogram: the same counts and sum as ``observe`` on each.
 
     prometheus_client has no batch observe, and one ``observe`` per event costs two locked
-    increments. Here numpy counts the values per bucket (a value lands in the first bucket
-    whose upper bound is >= it, as ``observe`` puts it) and each touched bucket and the sum
-    are incremented once. A histogram without the expected internals (a labelled parent, a
-    future client version) is observed value by value.
+    increments. This adapter is the one place that reads the histogram's private state
+    (``_buckets``, ``_upper_bounds``, ``_sum``): numpy counts the values per bucket (a value
+    lands in the first bucket whose upper bound is >= it, as ``observe`` puts it) and each
+    touched bucket and the sum are incremented once. A histogram without those internals (a
+    labelled parent, a future client version) is observed value by value; :attr:`direct` says
+    which path is taken, and ``tests/stream_detector/test_metrics.py`` fails when the installed
+    prometheus_client no longer offers the direct one.
 
     Examples
     --------
     >>> registry = CollectorRegistry()
     >>> h = Histogram("h", "doc", buckets=(0.5, 1.0), registry=registry)
-    >>> observe_many(h, [0.2, 0.5, 0.7, 3.0])
+    >>> observer = BatchObserver(h)
+    >>> observer.direct
+    True
+    >>> observer.observe_many([0.2, 0.5, 0.7, 3.0])
     >>> [registry.get_sample_value("h_bucket", {"le": le}) for le in ("0.5", "1.0", "+Inf")]
     [2.0, 3.0, 4.0]
     >>> registry.get_sample_value("h_sum")
     4.4
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if v.size == 0:
-        return
-    buckets = getattr(histogram, "_buckets", None)
-    bounds = getattr(histogram, "_upper_bounds", None)
-    total = getattr(histogram, "_sum", None)
-    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
-        for value in v.tolist():
-            histogram.observe(value)
-        return
-    # NaN sorts after +Inf: it lands in no bucket, as with observe (its sum turns NaN).
-    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), v, side="left")
-    counts = np.bincount(index, minlength=len(bounds) + 1)[: len(bounds)]
-    for i in np.flatnonzero(counts).tolist():
-        buckets[i].inc(int(counts[i]))
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as with observe
-        total.inc(float(v.sum()))
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        buckets: Any = getattr(histogram, "_buckets", None)
+        bounds: Any = getattr(histogram, "_upper_bounds", None)
+        total: Any = getattr(histogram, "_sum", None)
+        self.direct = (
+            buckets is not None
+            and bounds is not None
+            and total is not None
+            and len(buckets) == len(bounds)
+        )
+        """True when the batch is counted per bucket; False: value by value."""
+        self._buckets = buckets
+        self._bounds = np.asarray(bounds, dtype=np.float64) if self.direct else None
+        self._sum = total
+
+    def observe_many(self, values: npt.ArrayLike) -> None:
+        """Observe every value of ``values`` (any shape)."""
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if v.size == 0:
+            return
+        if self._bounds is None:
+            for value in v.tolist():
+                self.histogram.observe(value)
+            return
+        n = len(self._bounds)
+        # NaN sorts after +Inf: it lands in no bucket, as with observe (its sum turns NaN).
+        index = np.searchsorted(self._bounds, v, side="left")
+        counts = np.bincount(index, minlength=n + 1)[:n]
+        for i in np.flatnonzero(counts).tolist():
+            self._buckets[i].inc(int(counts[i]))
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as with observe
+            self._sum.inc(float(v.sum()))
+
+
+def observe_many(histogram: Histogram, values: npt.ArrayLike) -> None:
+    """Observe a batch of values on ``histogram`` (see :class:`BatchObserver`).
+
+    Examples
+    --------
+    >>> registry = CollectorRegistry()
+    >>> h = Histogram("h", "doc", buckets=(1.0,), registry=registry)
+    >>> observe_many(h, [0.5, 2.0])
+    >>> registry.get_sample_value("h_count")
+    2.0
+    """
+    BatchObserver(histogram).observe_many(values)

@@ -74,7 +74,13 @@ class SecretFilter(logging.Filter):
 
 def settings_secrets(settings: DetectorSettings) -> list[str]:
     """Every secret value in the settings."""
-    found = [settings.kafka.sasl_password, settings.kafka.ssl_password, settings.admin.token]
+    found = [
+        settings.kafka.sasl_password,
+        settings.kafka.ssl_password,
+        settings.admin.token,
+        settings.notify.secret,
+        settings.notify.auth_token,
+    ]
     secrets = [s.get_secret_value() for s in found if s is not None]
     # The Redis URL's password (redis://:password@host:port/db), when it has one.
     redis_password = urlsplit(settings.state.redis_url.get_secret_value()).password

@@ -32,6 +32,7 @@ from stream_detector.decide import Decider
 from stream_detector.errors import ConfigError, DataError
 from stream_detector.events import parse_timestamp
 from stream_detector.features import LabelColumns
+from stream_detector.flags import THRESHOLD
 from stream_detector.history import read_labels
 from stream_detector.messages import Message, Source
 
@@ -77,13 +78,7 @@ class ScoreCommand(Command):
             "--input", default="-", metavar="FILE", help="JSON Lines events (- = stdin)"
         )
         parser.add_argument("--output", default="-", metavar="FILE", help="decisions (- = stdout)")
-        parser.add_argument(
-            "--threshold",
-            type=float,
-            default=None,
-            metavar="X",
-            help="override the bundle's threshold, in [0, 1]",
-        )
+        THRESHOLD.add_to(parser)
         parser.add_argument(
             "--reasons",
             type=int,

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from kafka import KafkaConsumer
@@ -49,17 +49,26 @@ from prometheus_client import CollectorRegistry
 from stream_detector.backfill import backfill
 from stream_detector.bundle import ModelBundle, load_bundle
 from stream_detector.command import Command
-from stream_detector.config import DetectorSettings
+from stream_detector.config import DetectorSettings, ThresholdMode
 from stream_detector.decide import Decider
 from stream_detector.endpoints import EndpointServer
 from stream_detector.errors import BrokerError, StateStoreError
 from stream_detector.events import parse_timestamp
+from stream_detector.flags import (
+    LOG_LEVEL,
+    THRESHOLD,
+    SettingFlag,
+    add_config_flag,
+    add_setting_flags,
+    configure_logging,
+    setting_overrides,
+)
 from stream_detector.kafka.clients import make_consumer
 from stream_detector.kafka.delivery import Delivery, Phase
 from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.publish import OutRecord, batch_records
 from stream_detector.messages import BatchOutcome, Message, Source
-from stream_detector.metrics import DetectorMetrics, observe_many
+from stream_detector.metrics import BatchObserver, DetectorMetrics
 from stream_detector.online import (
     ADMIN_PATH,
     AdminEndpoint,
@@ -72,7 +81,7 @@ from stream_detector.redact import install_secret_filter
 from stream_detector.state import StateStore
 from stream_detector.state.factory import make_store
 
-__all__ = ["GC_THRESHOLDS", "Detector", "ServeCommand", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "SERVE_FLAGS", "ServeCommand", "Service", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ oldest generation would otherwise wait for millions of allocations, and the few 
 cycles a batch leaves (client callbacks, exceptions) would pile up meanwhile."""
 
 
-class Detector:
+class Service:
     """The streaming service.
 
     Parameters
@@ -114,6 +123,8 @@ class Detector:
             make_store(settings.state, bundle.spec) if bundle.spec is not None else None
         )
         self._store_ok = True
+        self._scores = BatchObserver(self.metrics.score)
+        self._event_lags = BatchObserver(self.metrics.event_lag_seconds)
         self.decider = Decider(
             bundle,
             threshold=settings.threshold,
@@ -170,6 +181,8 @@ class Detector:
             technique=self.bundle.manifest.technique,
             scorer=self.bundle.manifest.scorer,
         )
+        m.set_validation(self.bundle.manifest.metrics)
+        m.ready.set_function(lambda: float(self.is_ready()))
         self.endpoints.start()
         try:
             self._backfill()
@@ -353,9 +366,9 @@ class Detector:
         if outcome.alerts:
             m.alerts.inc(len(outcome.alerts))
         # Histograms per batch: numpy counts the buckets, one increment per bucket touched.
-        observe_many(m.score, outcome.scores)
+        self._scores.observe_many(outcome.scores)
         if outcome.lags_seconds:
-            observe_many(m.event_lag_seconds, np.maximum(outcome.lags_seconds, 0.0))
+            self._event_lags.observe_many(np.maximum(outcome.lags_seconds, 0.0))
 
     def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self._consumer
@@ -405,9 +418,8 @@ def tune_gc() -> None:
     are frozen (moved to a generation the collector never scans; :func:`gc.freeze`) and the
     youngest generation's threshold raised (:data:`GC_THRESHOLDS`); the run loop adds a full
     collection every minute. Reference counting frees almost everything anyway; the collector
-    only has cycles left to find. Measured with ``benchmarks/throughput.py`` on a 2-core
-    machine: serve with decisions went from 0.67 to 0.99 of a bare kafka-python
-    consume->produce pipe's rate, and the CPU per event from 53 to 36 us.
+    only has cycles left to find. What this gains, measured with ``benchmarks/throughput.py``,
+    is in the README (Performance).
     """
     gc.collect()
     gc.freeze()
@@ -415,14 +427,14 @@ def tune_gc() -> None:
 
 
 @contextmanager
-def _stop_on_signals(detector: Detector) -> Iterator[None]:
+def _stop_on_signals(service: Service) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal=%s finishing the batch in flight", signal.Signals(signum).name)
-        detector.stop()
+        service.stop()
 
     def reload(signum: int, frame: FrameType | None) -> None:
         log.info("signal=SIGHUP reloading the threshold settings before the next batch")
-        detector.request_reload()
+        service.request_reload()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
@@ -433,60 +445,51 @@ def _stop_on_signals(detector: Detector) -> Iterator[None]:
             signal.signal(s, h)
 
 
+SERVE_FLAGS = (
+    SettingFlag("--model", "model", metavar="DIR", help="model bundle directory"),
+    SettingFlag(
+        "--bootstrap-servers", "kafka.bootstrap_servers", metavar="HOST:PORT", help="Kafka brokers"
+    ),
+    THRESHOLD,
+    SettingFlag(
+        "--threshold-mode",
+        "threshold_mode",
+        choices=get_args(ThresholdMode),
+        help="how the threshold in force is set (default fixed)",
+    ),
+    SettingFlag(
+        "--metrics-port", "metrics.port", type=int, metavar="N", help="HTTP port (default 9108)"
+    ),
+    SettingFlag("--metrics-host", "metrics.host", metavar="ADDR", help="HTTP bind address"),
+    SettingFlag("--group-id", "consumer.group_id", metavar="NAME", help="consumer group"),
+    SettingFlag(
+        "--no-decisions",
+        "decisions_enabled",
+        const=False,
+        help="publish alerts and dead letters only",
+    ),
+    SettingFlag(
+        "--backfill",
+        "state.backfill",
+        metavar="FILE",
+        help="raw history computed into the feature state before consuming",
+    ),
+)
+"""``serve``'s flags and the settings each one overrides (the top-level ``--log-level`` too)."""
+
+
 class ServeCommand(Command):
     name = "serve"
     help = "consume events from Kafka, score them, publish decisions and alerts"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--config", metavar="FILE", help="YAML settings (configs/detector.yaml)"
-        )
-        parser.add_argument("--model", metavar="DIR", help="model bundle directory")
-        parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers")
-        parser.add_argument("--threshold", type=float, metavar="X", help="override the threshold")
-        parser.add_argument(
-            "--threshold-mode",
-            choices=["fixed", "prior_corrected", "alert_rate"],
-            help="how the threshold in force is set (default fixed)",
-        )
-        parser.add_argument(
-            "--metrics-port", type=int, metavar="N", help="HTTP port (default 9108)"
-        )
-        parser.add_argument("--metrics-host", metavar="ADDR", help="HTTP bind address")
-        parser.add_argument("--group-id", metavar="NAME", help="consumer group")
-        parser.add_argument(
-            "--no-decisions", action="store_true", help="publish alerts and dead letters only"
-        )
-        parser.add_argument(
-            "--backfill",
-            metavar="FILE",
-            help="raw history computed into the feature state before consuming",
-        )
+        add_config_flag(parser, "YAML settings (configs/detector.yaml)")
+        add_setting_flags(parser, SERVE_FLAGS)
 
     def run(self, args: argparse.Namespace) -> int:
-        overrides: dict[str, Any] = {}
-        if args.model is not None:
-            overrides["model"] = args.model
-        if args.threshold is not None:
-            overrides["threshold"] = args.threshold
-        if args.threshold_mode is not None:
-            overrides["threshold_mode"] = args.threshold_mode
-        if args.bootstrap_servers is not None:
-            overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-        metrics = {}
-        if args.metrics_port is not None:
-            metrics["port"] = args.metrics_port
-        if args.metrics_host is not None:
-            metrics["host"] = args.metrics_host
-        if metrics:
-            overrides["metrics"] = metrics
-        if args.group_id is not None:
-            overrides["consumer"] = {"group_id": args.group_id}
-        if args.no_decisions:
-            overrides["decisions_enabled"] = False
-        if args.backfill is not None:
-            overrides["state"] = {"backfill": args.backfill}
+        overrides = setting_overrides(args, [*SERVE_FLAGS, LOG_LEVEL])
         settings = DetectorSettings.load(args.config, overrides)
+        configure_logging(settings.log_level)
         install_secret_filter(settings)  # client libraries log requests at DEBUG
         if settings.model is None:
             cold = settings.online.cold_start
@@ -498,10 +501,10 @@ class ServeCommand(Command):
             bundle = cold_start_bundle(**cold.model_dump())
         else:
             bundle = load_bundle(settings.model)
-        detector = Detector(settings, bundle, config_path=args.config)
+        service = Service(settings, bundle, config_path=args.config)
         tune_gc()
-        with _stop_on_signals(detector):
+        with _stop_on_signals(service):
             try:
-                return detector.run()
+                return service.run()
             except OSError as exc:
                 raise BrokerError(f"cannot serve: {exc}") from exc

@@ -17,20 +17,21 @@ from types import FrameType
 from typing import ClassVar
 
 from stream_detector.command import Command
-from stream_detector.config import TopicSettings
+from stream_detector.config import NotifySettings, TopicSettings
 from stream_detector.devbroker.embedded import EmbeddedBroker
 from stream_detector.errors import BrokerError, ConfigError
 
 __all__ = ["DEFAULT_TOPICS", "BrokerCommand", "format_topic_spec", "parse_topic_spec"]
 
 _TOPICS = TopicSettings()
-#: The service's default topics and a partition count for each.
+#: The default topics of ``serve`` and ``notify`` and a partition count for each.
 DEFAULT_TOPICS: dict[str, int] = {
     _TOPICS.events: 4,
     _TOPICS.labels: 1,
     _TOPICS.decisions: 4,
     _TOPICS.alerts: 4,
     _TOPICS.dead_letter: 1,
+    NotifySettings().dead_letter: 1,
 }
 # Kafka's rule for topic names: 1-249 characters from [a-zA-Z0-9._-].
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -89,7 +90,7 @@ def format_topic_spec(topics: dict[str, int]) -> str:
     Examples
     --------
     >>> format_topic_spec(DEFAULT_TOPICS)
-    'events:4,labels:1,decisions:4,alerts:4,events.dlq:1'
+    'events:4,labels:1,decisions:4,alerts:4,events.dlq:1,alerts.notify.dlq:1'
     """
     return ",".join(f"{name}:{partitions}" for name, partitions in topics.items())
 

@@ -1,11 +1,11 @@
 """Kafka delivery for ``serve``: consuming, publishing, committing, transactions, duplicate-alert
-suppression, rebalances and outages."""
+suppression, rebalances and outages (their metrics are in :mod:`stream_detector.metrics`)."""
 
 from __future__ import annotations
 
 from stream_detector.kafka.at_least_once import AtLeastOnceDelivery
 from stream_detector.kafka.dedupe import AlertDeduplicator, ReadBack, read_back_alert_ids
-from stream_detector.kafka.delivery import Delivery, DeliveryMetrics
+from stream_detector.kafka.delivery import Delivery
 from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.pacing import BatchPacer
 from stream_detector.kafka.publish import (
@@ -27,7 +27,6 @@ __all__ = [
     "AtLeastOnceDelivery",
     "BatchPacer",
     "Delivery",
-    "DeliveryMetrics",
     "ExactlyOnceDelivery",
     "OutRecord",
     "OutageClock",

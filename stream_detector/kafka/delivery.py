@@ -16,7 +16,7 @@ and reports whether the batch's outputs went out. Two implementations:
 Both share what does not depend on the guarantee: the rebalance listener, batch pacing, the
 outage clock, the check that the group did not evict this instance while the batch was in
 flight (a fenced batch is dropped before anything is published and replayed by the
-partitions' next owner), and the metrics below.
+partitions' next owner), and the metrics (:class:`~stream_detector.metrics.DeliveryMetrics`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Literal
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from stream_detector.config import DetectorSettings
 from stream_detector.kafka.dedupe import AlertDeduplicator
@@ -39,10 +39,10 @@ from stream_detector.kafka.pacing import BatchPacer
 from stream_detector.kafka.publish import OutRecord
 from stream_detector.kafka.rebalance import AssignmentTracker
 from stream_detector.kafka.retry import OutageClock
+from stream_detector.metrics import DeliveryMetrics
 
 __all__ = [
     "Delivery",
-    "DeliveryMetrics",
     "Phase",
     "ReplayReason",
 ]
@@ -55,52 +55,6 @@ ReplayReason = Literal["fenced", "commit_failed", "aborted", "stopped"]
 """Why a batch's offsets were not committed by this instance (it is replayed)."""
 
 _DISCONNECTED_GRACE_S = 1.0
-_READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class DeliveryMetrics:
-    """The delivery-guarantee metrics, registered on the service's registry.
-
-    >>> registry = CollectorRegistry()
-    >>> metrics = DeliveryMetrics(registry)
-    >>> metrics.alerts_suppressed.inc(2)
-    >>> registry.get_sample_value("stream_detector_alerts_suppressed_total")
-    2.0
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.alerts_suppressed = Counter(
-            "stream_detector_alerts_suppressed",
-            "Alerts not published because the event was already alerted (replays).",
-            registry=registry,
-        )
-        self.readback_seconds = Histogram(
-            "stream_detector_dedupe_readback_seconds",
-            "Time to read back recent alert ids when partitions are assigned.",
-            buckets=_READBACK_BUCKETS,
-            registry=registry,
-        )
-        self.publish_retries = Counter(
-            "stream_detector_publish_retries",
-            "Output records sent again after the broker failed to acknowledge them.",
-            registry=registry,
-        )
-        self.batches_replayed = Counter(
-            "stream_detector_batches_replayed",
-            "Batches whose offsets this instance did not commit, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self.dead_letters_truncated = Counter(
-            "stream_detector_dead_letters_truncated",
-            "Dead letters published with their value cut to fit the broker.",
-            registry=registry,
-        )
-        self.broker_unreachable_seconds = Gauge(
-            "stream_detector_broker_unreachable_seconds",
-            "How long the broker has been unreachable; 0 while it answers.",
-            registry=registry,
-        )
 
 
 class Delivery(abc.ABC):
@@ -111,7 +65,7 @@ class Delivery(abc.ABC):
     settings
         The service's settings.
     registry
-        Where :class:`DeliveryMetrics` are registered.
+        Where :class:`~stream_detector.metrics.DeliveryMetrics` are registered.
     stop
         The service's stop event (retries end early when it is set).
     on_phase

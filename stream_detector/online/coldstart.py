@@ -74,7 +74,7 @@ class HalfSpaceTreesScorer(Scorer):
     (False, 3000)
     >>> test = np.vstack([rng.normal(0, 1, size=(200, 2)), rng.normal(4, 1, size=(20, 2))])
     >>> truth = np.r_[np.zeros(200), np.ones(20)]
-    >>> scores = scorer.score(test)
+    >>> scores = scorer.score_samples(test)
     >>> bool(((scores >= 0) & (scores <= 1)).all()), round(roc_auc_score(truth, scores), 2)
     (True, 0.99)
     """
@@ -129,7 +129,7 @@ class HalfSpaceTreesScorer(Scorer):
         scaled = np.divide(X - self.low_, span, out=np.full_like(X, 0.5), where=span > 0)
         return np.clip(scaled, 0.0, 1.0)
 
-    def _score(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def _score_samples(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         score_one = self._trees.score_one
         scaled = self._scale(X)
         out = np.fromiter(

@@ -106,3 +106,16 @@ class Feedback:
     def recall(self) -> float | None:
         """Share of recent labelled frauds that were alerted; None before one was labelled."""
         return float(self._recall.get()) if self._n_frauds_labelled else None
+
+    def support(self) -> tuple[int, int]:
+        """Labelled alerts and labelled frauds the precision and recall cover (the windows).
+
+        >>> fb = Feedback(window_size=2)
+        >>> fb.remember(["a", "b", "c"], [True, True, True])
+        >>> [fb.join(e, 1) for e in "abc"] and fb.support()
+        (2, 2)
+        """
+        return (
+            min(self._n_alerts_labelled, self.window_size),
+            min(self._n_frauds_labelled, self.window_size),
+        )

@@ -1,7 +1,7 @@
 """The online side of the run loop: what happens around each batch besides deciding it.
 
 :class:`OnlineMonitor` holds the River components and is called from three small hooks of
-:class:`~stream_detector.service.Detector` (and, the same way, by ``benchmarks/prior_shift.py``
+:class:`~stream_detector.service.Service` (and, the same way, by ``benchmarks/prior_shift.py``
 without a broker):
 
 1. before deciding a batch, :meth:`~OnlineMonitor.threshold_for_batch` gives the threshold in
@@ -196,6 +196,9 @@ class OnlineMonitor:
             precision, recall = self.feedback.precision(), self.feedback.recall()
             m.alert_precision.set(math.nan if precision is None else precision)
             m.alert_recall.set(math.nan if recall is None else recall)
+            n_alerts, n_frauds = self.feedback.support()
+            m.alert_precision_labels.set(n_alerts)
+            m.alert_recall_labels.set(n_frauds)
 
     # -- live control ---------------------------------------------------------------------
 

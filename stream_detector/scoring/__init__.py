@@ -10,13 +10,18 @@ arrays) and :func:`scorer_from_payload` rebuilds it at serving time, without sci
 - :class:`GradientBoostingScorer`: binary HistGradientBoostingClassifier (``kind="gbdt"``).
 - :class:`HybridScorer`: a classifier and an anomaly scorer stacked (``kind="hybrid"``).
 - :class:`BlendScorer`: a weighted mean of classifiers' probabilities (``kind="blend"``).
-- :func:`top_reasons`: the features that pushed each score up.
+- :class:`CalibratedScorer`: any of them with a :class:`Calibrator` that turns its scores into
+  probabilities (``kind="calibrated"``).
+- :func:`top_reasons`: the features that moved each score most, with contributions that add
+  up (:class:`~stream_detector.scoring.attribution.Attribution`).
 """
 
 from __future__ import annotations
 
-from stream_detector.scoring.base import Scorer, ScorerKind, check_rows, scorer_from_payload
+from stream_detector.scoring.attribution import Attribution
+from stream_detector.scoring.base import PayloadKind, Scorer, check_rows, scorer_from_payload
 from stream_detector.scoring.blend import BlendScorer
+from stream_detector.scoring.calibration import CalibratedScorer, CalibrationMethod, Calibrator
 from stream_detector.scoring.explain import top_reasons
 from stream_detector.scoring.forest import IsolationForestScorer, average_path_length
 from stream_detector.scoring.gbdt import GradientBoostingScorer
@@ -24,13 +29,17 @@ from stream_detector.scoring.hybrid import HybridScorer
 from stream_detector.scoring.linear import LinearScorer
 
 __all__ = [
+    "Attribution",
     "BlendScorer",
+    "CalibratedScorer",
+    "CalibrationMethod",
+    "Calibrator",
     "GradientBoostingScorer",
     "HybridScorer",
     "IsolationForestScorer",
     "LinearScorer",
+    "PayloadKind",
     "Scorer",
-    "ScorerKind",
     "average_path_length",
     "check_rows",
     "scorer_from_payload",

@@ -23,11 +23,15 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError, DataError
+from stream_detector.scoring.attribution import Attribution
 
-__all__ = ["Array", "Payload", "Scorer", "ScorerKind", "check_rows", "scorer_from_payload"]
+__all__ = ["Array", "Payload", "PayloadKind", "Scorer", "check_rows", "scorer_from_payload"]
 
 Array = npt.NDArray[np.float64]
-ScorerKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend"]
+PayloadKind = Literal["linear", "isolation_forest", "gbdt", "hybrid", "blend", "calibrated"]
+"""The kinds of compiled scorer a bundle's payload can hold (``spec["kind"]``), one per
+:class:`Scorer` subclass; not what training chose to fit (``offline.config.ScorerKind``:
+classifier, anomaly or hybrid, the manifest's ``scorer``)."""
 Payload = tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]
 
 _KINDS: dict[str, type[Scorer]] = {}
@@ -80,14 +84,16 @@ class Scorer(abc.ABC):
     """A scorer maps a batch of feature rows to scores in [0, 1]; higher is more suspicious.
 
     Subclasses set ``kind`` (the payload's ``spec["kind"]``), store ``n_features`` and implement
-    :meth:`_score` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`.
+    :meth:`_score_samples` (on rows already checked), :meth:`to_payload` and :meth:`from_payload`;
+    those that can explain their scores additively also implement :meth:`_attribute`.
     ``from_payload(*to_payload())`` gives a scorer with identical scores. Defining a subclass
     with a ``kind`` registers it with :func:`scorer_from_payload`.
 
     Attributes
     ----------
     kind
-        ``"linear"``, ``"isolation_forest"``, ``"gbdt"``, ``"hybrid"`` or ``"blend"``.
+        ``"linear"``, ``"isolation_forest"``, ``"gbdt"``, ``"hybrid"``, ``"blend"`` or
+        ``"calibrated"``.
     n_features
         Number of feature columns the scorer reads.
     allow_nan
@@ -102,11 +108,11 @@ class Scorer(abc.ABC):
     >>> from stream_detector.scoring import LinearScorer
     >>> X, y = make_classification(n_samples=200, n_features=4, random_state=0)
     >>> scorer = LinearScorer.from_sklearn(LogisticRegression().fit(X, y))
-    >>> scores = scorer.score(X[:3])
+    >>> scores = scorer.score_samples(X[:3])
     >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())
     ((3,), True)
     >>> again = scorer_from_payload(*scorer.to_payload())
-    >>> bool(np.array_equal(again.score(X), scorer.score(X)))
+    >>> bool(np.array_equal(again.score_samples(X), scorer.score_samples(X)))
     True
     """
 
@@ -120,7 +126,7 @@ class Scorer(abc.ABC):
         if isinstance(kind, str):
             _KINDS[kind] = cls
 
-    def score(self, X: npt.ArrayLike) -> Array:
+    def score_samples(self, X: npt.ArrayLike) -> Array:
         """Scores in [0, 1] of the rows of ``X``, higher meaning more suspicious.
 
         Parameters
@@ -138,11 +144,51 @@ class Scorer(abc.ABC):
         DataError
             If ``X`` is not such a matrix (see :func:`check_rows`).
         """
-        return self._score(check_rows(X, self.n_features, allow_nan=self.allow_nan))
+        return self._score_samples(check_rows(X, self.n_features, allow_nan=self.allow_nan))
 
     @abc.abstractmethod
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         """Scores of rows already checked by :func:`check_rows`."""
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether :meth:`attribute` works (tree scorers need node covers in their payload)."""
+        return type(self)._attribute is not Scorer._attribute
+
+    def attribute(self, X: npt.ArrayLike, reference: npt.ArrayLike) -> Attribution:
+        """Feature contributions that add up to each row's output minus a baseline.
+
+        The contributions are in the space where the scorer is additive (log-odds for
+        probability scorers, ``log2`` of the score for an isolation forest, the score for a
+        blend); :meth:`Attribution.scores` and :meth:`Attribution.logits` carry them into the
+        units of the score or its log-odds. See :mod:`stream_detector.scoring.attribution`.
+
+        Parameters
+        ----------
+        X
+            Matrix of shape ``(n_rows, n_features)``, columns in manifest order.
+        reference
+            Typical value of each feature (training medians), shape ``(n_features,)``: the
+            baseline row of linear models; tree ensembles measure from their training data.
+
+        Raises
+        ------
+        DataError
+            If ``X`` or ``reference`` do not match the scorer's features.
+        BundleError
+            If the scorer cannot attribute (:attr:`can_attribute` is false).
+        """
+        rows = check_rows(X, self.n_features, allow_nan=self.allow_nan)
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.shape != (self.n_features,) or not np.isfinite(ref).all():
+            raise DataError(
+                f"expected a reference of {self.n_features} finite values; got shape {ref.shape}"
+            )
+        return self._attribute(rows, ref)
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Attribution of rows already checked, against a checked reference."""
+        raise BundleError(f"a {type(self).__name__} cannot explain its scores additively")
 
     @abc.abstractmethod
     def to_payload(self) -> Payload:
@@ -182,7 +228,7 @@ def scorer_from_payload(spec: Mapping[str, Any], arrays: Mapping[str, npt.ArrayL
     >>> scorer_from_payload({"kind": "forest"}, {})
     Traceback (most recent call last):
     ...
-    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['blend', 'gbdt', 'hybrid', 'isolation_forest', 'linear']
+    stream_detector.errors.BundleError: unknown scorer kind 'forest'; expected one of ['blend', 'calibrated', 'gbdt', 'hybrid', 'isolation_forest', 'linear']
     """
     if not isinstance(spec, Mapping):
         raise BundleError(f"scorer spec must be a JSON object; got {type(spec).__name__}")

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer, scorer_from_payload
 from stream_detector.scoring.payload import nest, spec_int, unnest
 
@@ -48,10 +49,10 @@ class BlendScorer(Scorer):
     >>> blend = BlendScorer(
     ...     [LinearScorer.from_sklearn(lr), GradientBoostingScorer.from_sklearn(hgb)])
     >>> expected = (lr.predict_proba(X)[:, 1] + hgb.predict_proba(X)[:, 1]) / 2
-    >>> float(np.abs(blend.score(X) - expected).max()) < 1e-9
+    >>> float(np.abs(blend.score_samples(X) - expected).max()) < 1e-9
     True
     >>> again = scorer_from_payload(*blend.to_payload())
-    >>> bool(np.array_equal(again.score(X), blend.score(X)))
+    >>> bool(np.array_equal(again.score_samples(X), blend.score_samples(X)))
     True
     """
 
@@ -83,11 +84,23 @@ class BlendScorer(Scorer):
     def __repr__(self) -> str:
         return f"BlendScorer(members={list(self.members)!r}, weights={list(self.weights)!r})"
 
-    def _score(self, X: Array) -> Array:
-        out = self.weights[0] * self.members[0]._score(X)
+    def _score_samples(self, X: Array) -> Array:
+        out = self.weights[0] * self.members[0]._score_samples(X)
         for w, member in zip(self.weights[1:], self.members[1:], strict=True):
-            out += w * member._score(X)
+            out += w * member._score_samples(X)
         return np.clip(out, 0.0, 1.0, out=out)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether every member can attribute."""
+        return all(m.can_attribute for m in self.members)
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """In probability: the weighted mean of the members' attributions in score units."""
+        total = self.members[0]._attribute(X, reference).scores().scaled(self.weights[0])
+        for w, member in zip(self.weights[1:], self.members[1:], strict=True):
+            total = total.plus(member._attribute(X, reference).scores().scaled(w))
+        return total.through(lambda p: np.clip(p, 0.0, 1.0), "score")
 
     def to_payload(self) -> Payload:
         """Spec with the member specs in order; member ``i``'s arrays prefixed ``member{i}``."""

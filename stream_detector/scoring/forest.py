@@ -17,11 +17,14 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from stream_detector.errors import ConfigError
+from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.payload import spec_int
+from stream_detector.scoring.sklearn_internals import max_features, max_samples
 from stream_detector.scoring.trees import LocalTree, TreeArrays
+from stream_detector.scoring.treeshap import TreeExplainer
 
 __all__ = ["IsolationForestScorer", "average_path_length"]
 
@@ -65,7 +68,7 @@ class IsolationForestScorer(Scorer):
     ...                            flip_y=0, class_sep=2.0, random_state=0)
     >>> forest = IsolationForest(n_estimators=50, random_state=0).fit(X)
     >>> scorer = IsolationForestScorer.from_sklearn(forest)
-    >>> scores = scorer.score(X)
+    >>> scores = scorer.score_samples(X)
     >>> float(np.abs(scores + forest.score_samples(X)).max()) < 1e-6
     True
     >>> round(float(roc_auc_score(y, scores)), 3)
@@ -83,6 +86,7 @@ class IsolationForestScorer(Scorer):
         self.n_features = trees.n_features
         self._compiled = CompiledTrees(trees, float32_rows=True)
         self._normaliser = trees.n_trees * float(average_path_length(self.max_samples))
+        self._explainer: TreeExplainer | None = None
 
     def __repr__(self) -> str:
         return (
@@ -102,7 +106,7 @@ class IsolationForestScorer(Scorer):
         if type(iforest).__name__ != "IsolationForest" or not hasattr(iforest, "estimators_"):
             raise ConfigError(f"expected a fitted IsolationForest; got {type(iforest).__name__}")
         n_features = int(iforest.n_features_in_)
-        subsample = iforest._max_features != n_features  # as in score_samples
+        subsample = max_features(iforest) != n_features  # as in score_samples
         trees = []
         for tree, features in zip(iforest.estimators_, iforest.estimators_features_, strict=True):
             t = tree.tree_
@@ -117,18 +121,46 @@ class IsolationForestScorer(Scorer):
                     children_left=t.children_left,
                     children_right=t.children_right,
                     value=np.where(leaf, depth + average_path_length(t.n_node_samples), 0.0),
+                    cover=np.asarray(t.weighted_n_node_samples, dtype=np.float64),
                 )
             )
-        max_samples = int(getattr(iforest, "_max_samples", iforest.max_samples_))
         return cls(
-            trees=TreeArrays.from_trees(trees, n_features=n_features), max_samples=max_samples
+            trees=TreeArrays.from_trees(trees, n_features=n_features),
+            max_samples=max_samples(iforest),
         )
 
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         depth = self._compiled.leaf_sum(X)
         if self._normaliser == 0.0:  # one training sample: scikit-learn scores 2 ** -1
             return np.full(X.shape[0], 0.5)
         return np.asarray(np.exp2(-depth / self._normaliser), dtype=np.float64)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether the trees carry node covers (bundles written before them do not)."""
+        return self.trees.cover is not None
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Path-dependent TreeSHAP of ``log2(score) = -E[h(x)] / c(n)``: path lengths, scaled.
+
+        A feature that shortens the paths (isolates the row sooner) raises the score and gets
+        a positive contribution; the baseline is the training data's expected path length.
+        """
+        n = X.shape[0]
+        if self._normaliser == 0.0:  # one training sample: a constant score of 2 ** -1
+            return Attribution(np.zeros((n, self.n_features)), -np.ones(n), -np.ones(n), "log2")
+        if self._explainer is None:
+            if self.trees.cover is None:
+                raise BundleError(
+                    "this isolation_forest scorer was compiled without node covers, which its "
+                    "explanations need; train the bundle again"
+                )
+            self._explainer = TreeExplainer(self._compiled)
+        explainer, scale = self._explainer, -1.0 / self._normaliser
+        depth = self._compiled.leaf_sum(X)
+        base = np.full(n, -explainer.expected / self._normaliser)
+        output = -depth / self._normaliser  # as _score_samples computes it
+        return Attribution(explainer.shap_values(X) * scale, output, base, "log2")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, max_samples}`` and the tree arrays."""

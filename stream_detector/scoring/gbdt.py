@@ -1,10 +1,12 @@
 """Gradient-boosted trees scorer: ``sigmoid(baseline + sum of leaf values + logit_offset)``.
 
 Compiled from a binary ``sklearn.ensemble.HistGradientBoostingClassifier`` with numeric
-features: its trees (``_predictors``) become flat arrays, leaf values already include the
+features: its trees become flat arrays, leaf values already include the
 learning rate, and ``baseline`` is the model's initial log-odds. A row goes left when
 ``x <= threshold``; NaN goes where the tree learnt missing values go (``missing_go_to_left``),
-and a ``+inf`` threshold sends only NaN right, exactly as scikit-learn predicts.
+and a ``+inf`` threshold sends only NaN right, exactly as scikit-learn predicts. The trees and
+the baseline are private attributes of the model, read through
+:mod:`stream_detector.scoring.sklearn_internals`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from stream_detector.errors import ConfigError
+from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.compiled import CompiledTrees
 from stream_detector.scoring.link import sigmoid, sigmoid_of
 from stream_detector.scoring.payload import spec_float, spec_int
+from stream_detector.scoring.sklearn_internals import (
+    baseline_log_odds,
+    has_preprocessor,
+    predictors,
+)
 from stream_detector.scoring.trees import LocalTree, TreeArrays
+from stream_detector.scoring.treeshap import TreeExplainer
 
 __all__ = ["GradientBoostingScorer"]
 
@@ -48,9 +57,9 @@ class GradientBoostingScorer(Scorer):
     >>> model = HistGradientBoostingClassifier(max_iter=30, random_state=0)
     >>> model = model.fit(X[:1000], y[:1000])
     >>> scorer = GradientBoostingScorer.from_sklearn(model)
-    >>> float(np.abs(scorer.score(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
+    >>> float(np.abs(scorer.score_samples(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
     True
-    >>> round(float(roc_auc_score(y[1000:], scorer.score(X[1000:]))), 3)  # held out
+    >>> round(float(roc_auc_score(y[1000:], scorer.score_samples(X[1000:]))), 3)  # held out
     0.979
     """
 
@@ -67,6 +76,7 @@ class GradientBoostingScorer(Scorer):
         self.logit_offset = float(logit_offset)
         self.n_features = trees.n_features
         self._compiled = CompiledTrees(trees)
+        self._explainer: TreeExplainer | None = None
 
     def __repr__(self) -> str:
         return (
@@ -85,20 +95,18 @@ class GradientBoostingScorer(Scorer):
             categorical features.
         """
         name = type(model).__name__
-        if name != "HistGradientBoostingClassifier" or not hasattr(model, "_predictors"):
+        if name != "HistGradientBoostingClassifier" or not hasattr(model, "classes_"):
             raise ConfigError(f"expected a fitted HistGradientBoostingClassifier; got {name}")
         if len(model.classes_) != 2 or model.n_trees_per_iteration_ != 1:
             raise ConfigError(f"expected a binary classifier; got {len(model.classes_)} classes")
         categorical = getattr(model, "is_categorical_", None)
-        if (categorical is not None and np.any(categorical)) or getattr(
-            model, "_preprocessor", None
-        ) is not None:
+        if (categorical is not None and np.any(categorical)) or has_preprocessor(model):
             raise ConfigError(
                 "cannot compile a HistGradientBoostingClassifier with categorical features; "
                 "expected numeric features only"
             )
         trees = []
-        for (predictor,) in model._predictors:
+        for predictor in predictors(model):
             nodes = predictor.nodes
             leaf = nodes["is_leaf"].astype(bool)
             if np.any(nodes["is_categorical"]):
@@ -111,9 +119,10 @@ class GradientBoostingScorer(Scorer):
                     children_left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
                     children_right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
                     value=np.where(leaf, nodes["value"], 0.0),
+                    cover=np.maximum(nodes["count"].astype(np.float64), 1.0),
                 )
             )
-        baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
+        baseline = baseline_log_odds(model)
         return cls(
             trees=TreeArrays.from_trees(
                 trees, n_features=int(model.n_features_in_), inf_threshold=True
@@ -122,12 +131,26 @@ class GradientBoostingScorer(Scorer):
             logit_offset=logit_offset,
         )
 
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         raw = self._compiled.leaf_sum(X)
-        if raw.shape[0] == 1:  # one row: the sigmoid in plain Python costs a fifth
+        if raw.shape[0] == 1:  # one row: plain Python's sigmoid is cheaper than numpy's
             return np.array([sigmoid_of(float(raw[0]) + (self.baseline + self.logit_offset))])
         raw += self.baseline + self.logit_offset
         return sigmoid(raw)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether the trees carry node covers (bundles written before them do not)."""
+        return self.trees.cover is not None
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Path-dependent TreeSHAP in log-odds, from the expected log-odds of the training data."""
+        explainer = _explainer_of(self)
+        offset = self.baseline + self.logit_offset
+        raw = self._compiled.leaf_sum(X)
+        raw += offset
+        base = np.full(X.shape[0], explainer.expected + offset)
+        return Attribution(explainer.shap_values(X), raw, base, "logit")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, baseline, logit_offset}`` and the tree arrays."""
@@ -150,3 +173,15 @@ class GradientBoostingScorer(Scorer):
             baseline=spec_float(spec, "baseline"),
             logit_offset=spec_float(spec, "logit_offset"),
         )
+
+
+def _explainer_of(scorer: GradientBoostingScorer) -> TreeExplainer:
+    """The scorer's TreeSHAP explainer, built on first use; BundleError without covers."""
+    if scorer._explainer is None:
+        if scorer.trees.cover is None:
+            raise BundleError(
+                "this gbdt scorer was compiled without node covers, which its explanations "
+                "need; train the bundle again"
+            )
+        scorer._explainer = TreeExplainer(scorer._compiled)
+    return scorer._explainer

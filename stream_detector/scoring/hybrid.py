@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer, scorer_from_payload
 from stream_detector.scoring.link import clipped_logit, sigmoid
 from stream_detector.scoring.payload import nest, spec_float, spec_int, spec_mapping, unnest
@@ -53,9 +54,9 @@ class HybridScorer(Scorer):
     >>> Z = HybridScorer.stack_features(classifier, anomaly, X)
     >>> stacker = LogisticRegression().fit(Z, y)
     >>> hybrid = HybridScorer.from_stacker(classifier, anomaly, stacker)
-    >>> float(np.abs(hybrid.score(X) - stacker.predict_proba(Z)[:, 1]).max()) < 1e-6
+    >>> float(np.abs(hybrid.score_samples(X) - stacker.predict_proba(Z)[:, 1]).max()) < 1e-6
     True
-    >>> round(float(roc_auc_score(y, hybrid.score(X))), 3)
+    >>> round(float(roc_auc_score(y, hybrid.score_samples(X))), 3)
     0.971
     """
 
@@ -97,7 +98,7 @@ class HybridScorer(Scorer):
         cls, classifier: Scorer, anomaly: Scorer, X: npt.ArrayLike, *, eps: float = EPS
     ) -> Array:
         """The stacker's inputs ``[logit(clip(p)), s]`` for rows ``X``, shape ``(n_rows, 2)``."""
-        p, s = classifier.score(X), anomaly.score(X)
+        p, s = classifier.score_samples(X), anomaly.score_samples(X)
         return np.column_stack([clipped_logit(p, eps), s])
 
     @classmethod
@@ -116,10 +117,25 @@ class HybridScorer(Scorer):
             eps=eps,
         )
 
-    def _score(self, X: Array) -> Array:
-        logit = clipped_logit(self.classifier._score(X), self.eps)
+    def _score_samples(self, X: Array) -> Array:
+        logit = clipped_logit(self.classifier._score_samples(X), self.eps)
         a, b = self.coef
-        return sigmoid(a * logit + b * self.anomaly._score(X) + self.intercept)
+        return sigmoid(a * logit + b * self.anomaly._score_samples(X) + self.intercept)
+
+    @property
+    def can_attribute(self) -> bool:
+        """Whether both parts can attribute."""
+        return self.classifier.can_attribute and self.anomaly.can_attribute
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """In log-odds: ``a`` times the classifier's (through the clip) plus ``b`` times the
+        anomaly scorer's (in score units)."""
+        eps = self.eps
+        classifier = self.classifier._attribute(X, reference).scores()
+        logit = classifier.through(lambda p: clipped_logit(p, eps), "logit")
+        anomaly = self.anomaly._attribute(X, reference).scores()
+        a, b = self.coef
+        return logit.scaled(a).plus(anomaly.scaled(b), self.intercept)
 
     def to_payload(self) -> Payload:
         """Spec with nested ``classifier`` and ``anomaly`` specs; their arrays prefixed by name."""

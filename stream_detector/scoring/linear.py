@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_detector.errors import BundleError, ConfigError
+from stream_detector.scoring.attribution import Attribution
 from stream_detector.scoring.base import Array, Payload, Scorer
 from stream_detector.scoring.link import sigmoid, sigmoid_of
 from stream_detector.scoring.payload import get_array, spec_float, spec_int
@@ -56,9 +57,9 @@ class LinearScorer(Scorer):
     >>> X, y = make_classification(n_samples=1000, n_features=5, weights=[0.9], random_state=0)
     >>> model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X[:500], y[:500])
     >>> scorer = LinearScorer.from_sklearn(model)
-    >>> float(np.abs(scorer.score(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
+    >>> float(np.abs(scorer.score_samples(X) - model.predict_proba(X)[:, 1]).max()) < 1e-6
     True
-    >>> round(float(roc_auc_score(y[500:], scorer.score(X[500:]))), 3)  # held out
+    >>> round(float(roc_auc_score(y[500:], scorer.score_samples(X[500:]))), 3)  # held out
     0.955
     """
 
@@ -135,8 +136,8 @@ class LinearScorer(Scorer):
             logit_offset=logit_offset,
         )
 
-    def score(self, X: npt.ArrayLike) -> Array:
-        """Scores of the rows of ``X``; see :meth:`Scorer.score`.
+    def score_samples(self, X: npt.ArrayLike) -> Array:
+        """Scores of the rows of ``X``; see :meth:`Scorer.score_samples`.
 
         One float64 row of the right width is scored in plain Python (see the module
         docstring); anything else, or a row whose log-odds are not finite (a NaN or infinite
@@ -148,9 +149,9 @@ class LinearScorer(Scorer):
                 z += (x - mean) * weight
             if math.isfinite(z):
                 return np.array([sigmoid_of(z)])
-        return super().score(X)
+        return super().score_samples(X)
 
-    def _score(self, X: Array) -> Array:
+    def _score_samples(self, X: Array) -> Array:
         with np.errstate(over="ignore", invalid="ignore"):
             logit = ((X - self.mean) / self.scale) @ self.coef + self._bias
         undefined = np.isnan(logit)
@@ -159,6 +160,15 @@ class LinearScorer(Scorer):
             # event is as far outside the training data as a float allows; flag it.
             logit[undefined] = np.inf
         return sigmoid(logit)
+
+    def _attribute(self, X: Array, reference: Array) -> Attribution:
+        """Exact: ``coef_j * (x_j - reference_j) / scale_j`` in log-odds, from the reference."""
+        weight = self.coef / self.scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            phi = (X - reference) * weight
+            logit = ((X - self.mean) / self.scale) @ self.coef + self._bias
+        base = float(((reference - self.mean) / self.scale) @ self.coef + self._bias)
+        return Attribution(phi, logit, np.full(X.shape[0], base), "logit")
 
     def to_payload(self) -> Payload:
         """Spec ``{kind, n_features, intercept, logit_offset}``; arrays coef, mean, scale."""

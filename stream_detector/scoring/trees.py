@@ -5,7 +5,9 @@ All nodes of all trees live in parallel arrays of length ``n_nodes``; tree ``t``
 children are ``-1``; otherwise it sends a row to ``children_left`` when
 ``x[feature] <= threshold``, to ``children_right`` when the value is larger, and a NaN value to
 the left exactly when ``missing_left`` is true. Leaves carry ``value``, which a scorer sums over
-the trees (log-odds for gradient boosting, path lengths for an isolation forest).
+the trees (log-odds for gradient boosting, path lengths for an isolation forest). The optional
+``cover`` holds each node's training sample count (or weight): the explanations of
+:mod:`stream_detector.scoring.treeshap` need it, scoring does not.
 
 :meth:`TreeArrays.from_payload` checks everything a file could get wrong (shapes, kinds, child
 indices, features, thresholds, that every tree is a proper tree) before any row is scored.
@@ -40,6 +42,7 @@ class LocalTree:
     children_left: npt.ArrayLike
     children_right: npt.ArrayLike
     value: npt.ArrayLike
+    cover: npt.ArrayLike | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +57,9 @@ class TreeArrays:
         Index of each tree's root; trees are contiguous and in order.
     feature, threshold, missing_left, children_left, children_right, value : ndarray
         Per node, of shape (n_nodes,); children are global node indices.
+    cover : ndarray of shape (n_nodes,) or None
+        Training samples (or their weight) that reached each node, positive; None when the
+        trees were compiled without them (bundles written before covers were kept).
     node_depth : ndarray of shape (n_nodes,)
         Edges from the node's root (computed).
     tree_depth, tree_leaves : ndarray of shape (n_trees,)
@@ -90,6 +96,7 @@ class TreeArrays:
     value: FloatArray
     n_features: int
     inf_threshold: bool = False
+    cover: FloatArray | None = None
     node_depth: IntArray = field(init=False, repr=False)
     tree_depth: IntArray = field(init=False, repr=False)
     tree_leaves: IntArray = field(init=False, repr=False)
@@ -102,6 +109,10 @@ class TreeArrays:
             )
             array.flags.writeable = False
             object.__setattr__(self, name, array)
+        if self.cover is not None:
+            cover = np.array(self.cover, dtype=np.float64)
+            cover.flags.writeable = False
+            object.__setattr__(self, "cover", cover)
         self._validate()
 
     @property
@@ -138,8 +149,12 @@ class TreeArrays:
         def joined(name: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
             return np.concatenate([np.asarray(getattr(t, name), dtype=dtype) for t in trees])
 
+        covers = [tree.cover for tree in trees]
+        if any(c is None for c in covers) and not all(c is None for c in covers):
+            raise BundleError("either every tree carries node covers or none does")
         return cls(
             roots=roots,
+            cover=None if covers[0] is None else joined("cover", np.float64),
             feature=joined("feature", np.int64),
             threshold=joined("threshold", np.float64),
             missing_left=joined("missing_left", np.bool_),
@@ -157,11 +172,13 @@ class TreeArrays:
         """Read and validate the arrays of :meth:`to_payload`; BundleError if they are wrong.
 
         ``inf_threshold`` allows a ``+inf`` threshold (a split that sends only NaN right);
-        other thresholds must be finite.
+        other thresholds must be finite. The array ``cover`` is optional.
         """
         feature = get_array(arrays, "feature", "int")
         n = feature.shape[0]
+        cover = get_array(arrays, "cover", "float", length=n) if "cover" in arrays else None
         return cls(
+            cover=cover,
             roots=get_array(arrays, "roots", "int"),
             feature=feature,
             threshold=get_array(arrays, "threshold", "float", length=n),
@@ -174,8 +191,11 @@ class TreeArrays:
         )
 
     def to_payload(self) -> dict[str, npt.NDArray[Any]]:
-        """The named arrays of the ensemble (copies)."""
-        return {name: np.array(getattr(self, name)) for name in self.NAMES}
+        """The named arrays of the ensemble (copies), with ``cover`` when there are covers."""
+        arrays = {name: np.array(getattr(self, name)) for name in self.NAMES}
+        if self.cover is not None:
+            arrays["cover"] = np.array(self.cover)
+        return arrays
 
     def _validate(self) -> None:
         n, roots = self.n_nodes, self.roots
@@ -220,6 +240,13 @@ class TreeArrays:
             raise BundleError(f"split thresholds must be {what}; got {threshold[~allowed][0]}")
         if not np.isfinite(self.value[leaf]).all():
             raise BundleError("leaf values must be finite")
+        if self.cover is not None:
+            cover = self.cover
+            if cover.shape != (n,) or not (np.isfinite(cover).all() and np.all(cover > 0)):
+                raise BundleError(
+                    f"tree node covers must be {n} finite positive numbers; got shape "
+                    f"{cover.shape}, min {cover.min() if cover.size else None}"
+                )
         depth = np.zeros(n, dtype=np.int64)
         frontier, level = roots[~leaf[roots]], 0
         while frontier.size:

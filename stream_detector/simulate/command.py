@@ -15,12 +15,23 @@ from typing import Any, get_args
 
 from stream_detector.command import Command
 from stream_detector.errors import ConfigError
+from stream_detector.flags import SettingFlag, add_config_flag, add_setting_flags, setting_overrides
 from stream_detector.simulate.generator import Preset, TransactionSimulator
 from stream_detector.simulate.output import FileFormat, infer_format, write_csv, write_jsonl
 from stream_detector.simulate.producer import Clock, produce_stream
 from stream_detector.simulate.transactions import ALL_COLUMNS, TRAINING_COLUMNS, Transactions
 
-__all__ = ["SimulateCommand"]
+__all__ = ["SIMULATE_FLAGS", "SimulateCommand"]
+
+SIMULATE_FLAGS = (
+    SettingFlag(
+        "--bootstrap-servers",
+        "kafka.bootstrap_servers",
+        metavar="HOST:PORT",
+        help="send a live stream to this Kafka cluster (default: from --config)",
+    ),
+)
+"""The flags that override the detector settings ``simulate`` reads its Kafka address from."""
 
 
 class SimulateCommand(Command):
@@ -47,11 +58,7 @@ class SimulateCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         where = parser.add_argument_group("destination (one of)")
-        where.add_argument(
-            "--bootstrap-servers",
-            metavar="HOST:PORT",
-            help="send a live stream to this Kafka cluster (default: from --config)",
-        )
+        add_setting_flags(where, SIMULATE_FLAGS)
         where.add_argument(
             "--output",
             metavar="FILE",
@@ -96,11 +103,7 @@ class SimulateCommand(Command):
             help="also write the label messages as JSON Lines to FILE",
         )
         kafka = parser.add_argument_group("kafka")
-        kafka.add_argument(
-            "--config",
-            metavar="FILE",
-            help="detector config (YAML): Kafka address, security, topic names",
-        )
+        add_config_flag(kafka, "detector config (YAML): Kafka address, security, topic names")
         kafka.add_argument("--topic", help="events topic (default events)")
         kafka.add_argument("--labels-topic", help="labels topic (default labels)")
         kafka.add_argument("--no-labels", action="store_true", help="send no labels")
@@ -157,10 +160,7 @@ class SimulateCommand(Command):
     def _produce(self, args: argparse.Namespace, tx: Transactions) -> None:
         from stream_detector.config import DetectorSettings
 
-        overrides: dict[str, Any] = {}
-        if args.bootstrap_servers is not None:
-            overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-        settings = DetectorSettings.load(args.config, overrides=overrides)
+        settings = DetectorSettings.load(args.config, setting_overrides(args, SIMULATE_FLAGS))
         topic = args.topic or settings.topics.events
         labels_topic = None if args.no_labels else (args.labels_topic or settings.topics.labels)
         report = produce_stream(

@@ -68,7 +68,7 @@ def write_fault_bundle(directory: Path, *, alert_share: float = 0.15, seed: int 
     scorer = LinearScorer.from_sklearn(
         make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     )
-    threshold = float(np.quantile(scorer.score(X), 1 - alert_share))
+    threshold = float(np.quantile(scorer.score_samples(X), 1 - alert_share))
     write_bundle(
         directory,
         scorer=scorer,

@@ -267,7 +267,7 @@ class HostileService:
 
         from stream_detector.bundle import load_bundle
         from stream_detector.config import DetectorSettings
-        from stream_detector.service import Detector
+        from stream_detector.service import Service
 
         self.topics = FaultTopics.fresh(events=2).create(self.broker)
         self.collector = OutputCollector(self.broker.bootstrap_servers, self.topics).start()
@@ -287,7 +287,7 @@ class HostileService:
             }
         )
         self.registry = CollectorRegistry()
-        self.detector = Detector(settings, self.bundle, registry=self.registry)
+        self.detector = Service(settings, self.bundle, registry=self.registry)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 60
@@ -346,7 +346,9 @@ class HostileService:
             neighbour(i, "b")
         if rows:
             X = np.array([v for _, v in rows], dtype=np.float64)
-            for (event_id, _), score in zip(rows, self.bundle.score(X).tolist(), strict=True):
+            for (event_id, _), score in zip(
+                rows, self.bundle.score_samples(X).tolist(), strict=True
+            ):
                 scores[event_id] = score
         produce(self.broker.bootstrap_servers, self.topics.events, sent)
         self.fed += len(sent)

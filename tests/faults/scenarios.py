@@ -401,7 +401,7 @@ def run_slow_scenario(
 ) -> ScenarioResult:
     """Scenario 5: a model so slow that a full batch takes longer than ``max_poll_interval_ms``.
 
-    In process: the bundle's ``score`` sleeps ``ms_per_row`` per event. The first batch
+    In process: the bundle's ``score_samples`` sleeps ``ms_per_row`` per event. The first batch
     overruns, the consumer leaves its group, the batch is dropped unpublished and replayed;
     batch pacing then keeps every batch inside the interval. No crash, no loss.
 
@@ -412,7 +412,7 @@ def run_slow_scenario(
 
     from stream_detector.bundle import load_bundle
     from stream_detector.config import DetectorSettings
-    from stream_detector.service import Detector
+    from stream_detector.service import Service
 
     started = time.monotonic()
     topics = FaultTopics.fresh(events=1).create(broker)
@@ -420,13 +420,13 @@ def run_slow_scenario(
     produce(broker.bootstrap_servers, topics.events, sent)
     collector = OutputCollector(broker.bootstrap_servers, topics).start()
     bundle = load_bundle(bundle_path)
-    score = bundle.score
+    score = bundle.score_samples
 
     def slow_score(X: Any) -> Any:
         time.sleep(len(X) * ms_per_row / 1000)
         return score(X)
 
-    bundle.score = slow_score  # type: ignore[method-assign]
+    bundle.score_samples = slow_score  # type: ignore[method-assign]
     settings = DetectorSettings.load(
         overrides={
             "kafka": {"bootstrap_servers": broker.bootstrap_servers, "connect_timeout_s": 10},
@@ -442,7 +442,7 @@ def run_slow_scenario(
         }
     )
     registry = CollectorRegistry()
-    detector = Detector(settings, bundle, registry=registry)
+    detector = Service(settings, bundle, registry=registry)
     outcome: dict[str, Any] = {}
 
     def run() -> None:

@@ -7,7 +7,7 @@
 PHASE (``decided``: scored, nothing published; ``published``: every output acknowledged,
 offsets not committed; ``committed``). ``--slow-ms-per-row`` makes the model that much
 slower per event. Everything else is the real ``serve`` command: the driver subclasses
-:class:`stream_detector.service.Detector` and uses its public ``phase_hook``.
+:class:`stream_detector.service.Service` and uses its public ``phase_hook``.
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ def main(argv: list[str]) -> int:
 
     from stream_detector import cli, service
 
-    class FaultyDetector(service.Detector):
+    class FaultyService(service.Service):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._seen = 0
             self.phase_hook = self._fault
             if faults.slow_ms_per_row > 0:
-                score = self.bundle.score
+                score = self.bundle.score_samples
 
                 def slow_score(X: Any) -> Any:
                     time.sleep(len(X) * faults.slow_ms_per_row / 1000)
                     return score(X)
 
-                self.bundle.score = slow_score  # type: ignore[method-assign]
+                self.bundle.score_samples = slow_score  # type: ignore[method-assign]
 
         def _fault(self, phase: str) -> None:
             if phase != faults.kill_phase:
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
                 )
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    service.Detector = FaultyDetector  # type: ignore[misc]
+    service.Service = FaultyService  # type: ignore[misc]
     return cli.main(serve_args)
 
 

@@ -68,6 +68,9 @@ def test_train_then_evaluate_with_report(
     assert code == 0, err
     assert "PR-AUC" in out
     assert "policy recall:0.8" in out
+    validation = manifest.metrics["alert_rate"]
+    assert validation is not None
+    assert f"(validation {validation:.4%})  Brier " in out
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     for key in ("pr_auc", "roc_auc", "precision", "recall", "f1", "threshold", "n", "positives"):
         assert key in metrics
@@ -111,6 +114,18 @@ def test_compare_prints_a_sorted_table_and_writes_the_report(
     for png in ("pr_curves.png", "score_distributions.png", "threshold_curves.png"):
         assert f"]({png})" in report
         assert (tmp_path / "cmp" / png).stat().st_size > 1000
+    # train --technique auto takes the winner from this report rather than comparing again.
+    code, out, err = run_cli(
+        "train",
+        **fast,
+        technique="auto",
+        from_compare=tmp_path / "cmp",
+        out=tmp_path / "model",
+        quiet=True,
+    )
+    assert code == 0, err
+    assert out.startswith(f"trained {lines[5].removeprefix('winner: ').split(' (PR-AUC')[0]} ")
+    assert err == ""
     code, out, err = run_cli(
         "compare", **fast, techniques="none", models="logistic", scorers="classifier", quiet=True
     )
@@ -174,6 +189,17 @@ USUAL: dict[str, dict[str, object]] = {
             "resampling.sampling_strategy=0.01 is below the minority/majority ratio",
         ),
         ("train", {"technique": "bogus"}, "argument --technique: invalid choice: 'bogus'"),
+        ("train", {"calibration": "beta"}, "argument --calibration: invalid choice: 'beta'"),
+        (
+            "train",
+            {"from_compare": "{d}"},
+            "--from-compare trains the winner of a comparison: it needs --technique auto",
+        ),
+        (
+            "train",
+            {"from_compare": "{d}", "technique": "auto"},
+            "{d} holds no finished comparison (winner.json, winner_scores.npy)",
+        ),
         ("train", {"out": None}, "the following arguments are required: --out"),
         (
             "compare",

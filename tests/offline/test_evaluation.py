@@ -92,7 +92,7 @@ def test_evaluate_bundle(trained: Path, make_data: Callable[..., pd.DataFrame]) 
     ev = evaluate_bundle(trained / "model", trained / "test.csv", "is_fraud")
     assert ev.data.features == ev.bundle.features
     X = pd.read_csv(trained / "test.csv")[list(ev.bundle.features)].to_numpy(float)
-    np.testing.assert_allclose(ev.scores, ev.bundle.score(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ev.scores, ev.bundle.score_samples(X), rtol=0, atol=1e-12)
     assert ev.metrics.pr_auc == pytest.approx(average_precision_score(test["is_fraud"], ev.scores))
     assert ev.metrics.threshold == ev.bundle.threshold
     assert ev.policy["policy"] == "precision:0.8"

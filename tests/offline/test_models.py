@@ -102,7 +102,9 @@ def compiles_and_round_trips(
     """The compiled scorer reproduces scikit-learn's scores and round-trips through the
     bundle with identical scores."""
     compiled = det.to_scorer()
-    np.testing.assert_allclose(compiled.score(X_test), det.score_samples(X_test), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        compiled.score_samples(X_test), det.score_samples(X_test), rtol=0, atol=1e-9
+    )
     write_bundle(
         tmp_path / "model",
         scorer=compiled,
@@ -117,7 +119,7 @@ def compiles_and_round_trips(
         reference=np.median(X, axis=0),
     )
     bundle = load_bundle(tmp_path / "model")
-    np.testing.assert_array_equal(bundle.score(X_test), compiled.score(X_test))
+    np.testing.assert_array_equal(bundle.score_samples(X_test), compiled.score_samples(X_test))
 
 
 @pytest.mark.parametrize(("scorer", "model", "technique"), COMBINATIONS)
@@ -208,7 +210,7 @@ def test_anomaly_score_is_the_paper_score(split: tuple[np.ndarray, ...]) -> None
     np.testing.assert_array_equal(det.score_samples(X_test, reference=True), expected)
     # Scored by the compiled forest, as served: equal up to the order of a sum.
     np.testing.assert_allclose(det.score_samples(X_test), expected, rtol=0, atol=1e-15)
-    np.testing.assert_array_equal(det.score_samples(X_test), det.to_scorer().score(X_test))
+    np.testing.assert_array_equal(det.score_samples(X_test), det.to_scorer().score_samples(X_test))
 
 
 def test_anomaly_fit_on_negatives(split: tuple[np.ndarray, ...]) -> None:

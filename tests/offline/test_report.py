@@ -48,8 +48,15 @@ def test_compare_report_lists_skipped_candidates(
     assert f"**Winner: {cmp.verdict()}.**" in report
     rows = json.loads((tmp_path / "r" / "compare.json").read_text())
     assert [r["technique"] for r in rows if r.get("error")] == ["smote"]
-    for png in ("pr_curves.png", "score_distributions.png", "threshold_curves.png"):
+    for png in (
+        "pr_curves.png",
+        "score_distributions.png",
+        "threshold_curves.png",
+        "reliability.png",
+    ):
         assert (tmp_path / "r" / png).read_bytes()[:8] == PNG
+    assert "| Brier | ECE |" in report
+    assert f"({int(cmp.mask.sum())} rows, " in report
 
 
 def test_evaluation_report_says_when_the_policy_did_not_hold(
@@ -75,3 +82,10 @@ def test_evaluation_report_says_when_the_policy_did_not_hold(
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["policy"]["held"] is False
     assert metrics["alert_rate"] == pytest.approx(ev.metrics.alert_rate)
+    validation = ev.bundle.manifest.metrics["alert_rate"]
+    assert validation is not None
+    assert f"| alert_rate | {validation:.4f} | {ev.metrics.alert_rate:.4f} |" in report
+    assert f"the k = {ev.metrics.k} highest scores" in report
+    assert sum(metrics["reliability"]["bin_count"]) == ev.metrics.n
+    assert metrics["brier"] == pytest.approx(ev.calibration.brier)
+    assert (tmp_path / "r" / "reliability.png").read_bytes()[:8] == PNG

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offline.compare import Candidate, evaluate_candidate
+from offline.calibration import calibration_report, fit_calibrator
+from offline.compare import Candidate, evaluate_candidate, run_compare
+from offline.compare_record import write_compare_record
 from offline.config import TrainSettings
 from offline.data import load_dataset
 from offline.thresholds import choose_threshold
@@ -19,7 +21,7 @@ from offline.train import train_model
 from offline.validation import make_folds
 from stream_detector.bundle import load_bundle
 from stream_detector.errors import BundleError, DataError
-from stream_detector.scoring import IsolationForestScorer
+from stream_detector.scoring import CalibratedScorer, IsolationForestScorer
 
 Settings = Callable[..., TrainSettings]
 
@@ -37,12 +39,15 @@ def test_train_writes_a_complete_bundle(
     assert m.class_prior_train == ds.prior
     assert set(m.metrics) >= {"pr_auc", "roc_auc", "precision", "recall"}
     np.testing.assert_array_equal(bundle.reference, np.median(ds.X, axis=0))
-    # The threshold is the policy's choice on the out-of-fold scores.
+    # The threshold is the policy's choice on the out-of-fold scores, which on this data no
+    # calibration improves (identity has the lowest cross-validated log loss).
     folds = make_folds(ds, settings.validation, random_state=settings.seed)
     oof = evaluate_candidate(
         Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
     )
     assert oof.scores is not None
+    _, how = fit_calibrator(oof.scores, ds.y)
+    assert how["method"] == "identity"
     choice = choose_threshold("max_f1", ds.y, oof.scores)
     assert m.threshold == choice.threshold
     assert m.threshold_policy == "max_f1"
@@ -59,8 +64,65 @@ def test_train_writes_a_complete_bundle(
     assert extra["validation"]["method"] == "stratified"
     assert extra["train_settings"]["seed"] == 0
     assert extra["model"] == "logistic"
+    assert extra["calibration"] == {
+        **how,
+        "out_of_fold_before": extra["calibration"]["out_of_fold_before"],
+        "out_of_fold_after": extra["calibration"]["out_of_fold_after"],
+    }
+    assert m.metrics["ece"] == pytest.approx(calibration_report(ds.y, oof.scores).ece)
     # The bundle scores what the fitted estimator scores.
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    assert bundle.scorer.kind == "linear"
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_a_calibrated_bundle_scores_through_its_calibrator(
+    data_csv: Path, tmp_path: Path, make_settings: Settings, method: str
+) -> None:
+    settings = make_settings(calibration=method, technique="random_over", model="hgb")
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    ds = load_dataset(data_csv, "is_fraud")
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    oof = evaluate_candidate(Candidate("random_over", "classifier", "hgb"), ds, folds, settings)
+    assert oof.scores is not None
+    calibrator, how = fit_calibrator(oof.scores, ds.y, method=method)  # type: ignore[arg-type]
+    calibrated = calibrator(oof.scores)
+    # The threshold is chosen on the calibrated out-of-fold scores.
+    assert bundle.manifest.threshold == choose_threshold("max_f1", ds.y, calibrated).threshold
+    extra = bundle.manifest.model_dump()["calibration"]
+    assert extra["method"] == how["method"] == method
+    after = calibration_report(ds.y, calibrated)
+    assert extra["out_of_fold_after"]["brier"] == pytest.approx(after.brier)
+    before = calibration_report(ds.y, oof.scores)
+    assert extra["out_of_fold_before"]["brier"] == pytest.approx(before.brier)
+    assert after.log_loss < before.log_loss  # fitted on these very scores
+    assert isinstance(bundle.scorer, CalibratedScorer)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), calibrator(result.estimator.score_samples(ds.X)), atol=1e-9
+    )
+
+
+def test_without_calibration_the_bundle_scores_as_the_estimator(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(calibration="none")
+    result = train_model(data_csv, "is_fraud", tmp_path / "model", settings)
+    bundle = load_bundle(tmp_path / "model")
+    ds = load_dataset(data_csv, "is_fraud")
+    folds = make_folds(ds, settings.validation, random_state=settings.seed)
+    oof = evaluate_candidate(
+        Candidate("class_weight", "classifier", "logistic"), ds, folds, settings
+    )
+    assert oof.scores is not None
+    assert bundle.manifest.threshold == choose_threshold("max_f1", ds.y, oof.scores).threshold
+    assert bundle.manifest.model_dump()["calibration"] is None
+    assert bundle.scorer.kind == "linear"
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
 
 
 def test_infeasible_policy_falls_back_explicitly(
@@ -100,7 +162,12 @@ def test_auto_trains_the_comparison_winner(
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["technique"] == winner.candidate.technique
     assert manifest["scorer"] == winner.candidate.scorer
-    assert manifest["metrics"]["pr_auc"] == pytest.approx(winner.metrics.pr_auc)  # type: ignore[union-attr]
+    assert result.result.metrics is not None
+    assert manifest["metrics"]["pr_auc"] == pytest.approx(result.result.metrics.pr_auc)
+    # What was trained, not the defaults of the settings.
+    assert manifest["train_settings"]["technique"] == winner.candidate.technique
+    assert manifest["train_settings"]["model"] == winner.candidate.model
+    assert manifest["train_settings"]["scorer"] == winner.candidate.scorer
     assert len(manifest["comparison"]) == len(result.comparison.results)
     best = max(r["pr_auc"] for r in manifest["comparison"])
     assert manifest["selection"]["rule"] == "one_se"
@@ -116,6 +183,8 @@ def test_anomaly_scorer_bundle(data_csv: Path, tmp_path: Path, make_settings: Se
     assert (bundle.manifest.scorer, bundle.manifest.technique) == ("anomaly", "none")
     assert "prior_correction" not in bundle.manifest.model_dump()
     assert bundle.manifest.model_dump()["threshold_choice"]["alert_rate"] <= 0.1
+    assert bundle.manifest.model_dump()["calibration"] is None  # not a probability
+    assert bundle.scorer.kind == "isolation_forest"
 
 
 def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
@@ -123,8 +192,10 @@ def test_a_compiled_forest_that_strays_from_scikit_learn_stops_training(
 ) -> None:
     # The anomaly detector scores with its compiled forest; the check before writing the
     # bundle must still compare that forest with scikit-learn itself.
-    real = IsolationForestScorer._score
-    monkeypatch.setattr(IsolationForestScorer, "_score", lambda self, X: real(self, X) * 0.99)
+    real = IsolationForestScorer._score_samples
+    monkeypatch.setattr(
+        IsolationForestScorer, "_score_samples", lambda self, X: real(self, X) * 0.99
+    )
     settings = make_settings(technique="none", scorer="anomaly", threshold_policy="alert_rate:0.1")
     with pytest.raises(RuntimeError, match="compiled scorer differs from scikit-learn by"):
         train_model(data_csv, "is_fraud", tmp_path / "model", settings)
@@ -216,5 +287,43 @@ def test_a_blend_winner_is_bundled_with_its_members(
         assert set(member["prior_correction"]) == {"method", "fitted_prior", "logit_offset"}
     assert manifest["selection"]["verdict"].startswith("blend(")
     bundle = load_bundle(tmp_path / "model")
+    assert manifest["calibration"]["method"] == "identity"  # no calibration beats the blend's
     assert bundle.scorer.kind == "blend"
-    np.testing.assert_allclose(bundle.score(ds.X), result.estimator.score_samples(ds.X), atol=1e-9)
+    np.testing.assert_allclose(
+        bundle.score_samples(ds.X), result.estimator.score_samples(ds.X), atol=1e-9
+    )
+
+
+def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    settings = make_settings(
+        technique="auto",
+        compare={"techniques": ["none", "class_weight"], "models": ["logistic", "hgb"]},
+    )
+    ds = load_dataset(data_csv, "is_fraud")
+    cmp = run_compare(ds, settings)
+    (tmp_path / "cmp").mkdir()
+    write_compare_record(tmp_path / "cmp", cmp)
+    again = train_model(data_csv, "is_fraud", tmp_path / "again", settings)
+    reused = train_model(
+        data_csv, "is_fraud", tmp_path / "reused", settings, from_compare=tmp_path / "cmp"
+    )
+    assert reused.comparison is None
+    assert reused.candidate == again.candidate == cmp.winner.candidate
+    first = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    second = json.loads((tmp_path / "reused" / "manifest.json").read_text())
+    assert second["threshold"] == first["threshold"]
+    assert second["metrics"] == first["metrics"]
+    assert second["comparison"] == first["comparison"]
+    assert second["selection"]["from_compare"] == str(tmp_path / "cmp")
+    assert second["train_settings"]["model"] == cmp.winner.candidate.model
+    np.testing.assert_array_equal(
+        load_bundle(tmp_path / "reused").score_samples(ds.X),
+        load_bundle(tmp_path / "again").score_samples(ds.X),
+    )
+
+
+def test_from_compare_needs_auto(data_csv: Path, tmp_path: Path, make_settings: Settings) -> None:
+    with pytest.raises(DataError, match="it needs technique auto, got 'class_weight'"):
+        train_model(data_csv, "is_fraud", tmp_path / "m", make_settings(), from_compare=tmp_path)

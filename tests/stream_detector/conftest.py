@@ -32,7 +32,7 @@ from stream_detector.scoring import LinearScorer
 
 if TYPE_CHECKING:
     from stream_detector.devbroker import EmbeddedBroker
-    from stream_detector.service import Detector
+    from stream_detector.service import Service
 
 FEATURES = ("amount", "hour_of_day", "distance")
 
@@ -199,9 +199,7 @@ class RunningDetector:
     """A detector running in a thread: its bundle and metrics registry, its exit code once it
     returned, its HTTP endpoints."""
 
-    def __init__(
-        self, detector: Detector, bundle: ModelBundle, registry: CollectorRegistry
-    ) -> None:
+    def __init__(self, detector: Service, bundle: ModelBundle, registry: CollectorRegistry) -> None:
         self.detector = detector
         self.bundle = bundle
         self.registry = registry
@@ -229,14 +227,14 @@ def start_detector(
     """``start_detector(topics, **overrides) -> RunningDetector``: the service on the bundle of
     ``bundle_dir``, with ``detector_settings(topics, **overrides)`` and a fresh metrics
     registry, running in a thread; stopped and joined at teardown."""
-    from stream_detector.service import Detector
+    from stream_detector.service import Service
 
     started: list[RunningDetector] = []
 
     def start(topics: dict[str, str], **overrides: Any) -> RunningDetector:
         settings = detector_settings(topics, **overrides)
         bundle, registry = load_bundle(bundle_dir), CollectorRegistry()
-        running = RunningDetector(Detector(settings, bundle, registry=registry), bundle, registry)
+        running = RunningDetector(Service(settings, bundle, registry=registry), bundle, registry)
         running.thread.start()
         started.append(running)
         return running

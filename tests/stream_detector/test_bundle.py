@@ -38,8 +38,8 @@ def test_round_trip_keeps_manifest_and_scores(bundle_dir: Path) -> None:
         assert key in m.metrics
     X, _ = training_data(50, seed=3)
     again = load_bundle(bundle_dir)
-    np.testing.assert_array_equal(bundle.score(X), again.score(X))
-    assert np.all((bundle.score(X) >= 0) & (bundle.score(X) <= 1))
+    np.testing.assert_array_equal(bundle.score_samples(X), again.score_samples(X))
+    assert np.all((bundle.score_samples(X) >= 0) & (bundle.score_samples(X) <= 1))
 
 
 def test_manifest_on_disk_has_every_contract_field(bundle_dir: Path) -> None:

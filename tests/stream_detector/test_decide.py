@@ -37,7 +37,7 @@ def test_decisions_follow_the_model_and_threshold(bundle_dir: Path) -> None:
     bundle = load_bundle(bundle_dir)
     X, _ = training_data(300, seed=5)
     outcome = Decider(bundle).decide(messages(X))
-    scores = bundle.score(X)
+    scores = bundle.score_samples(X)
     assert [d["event_id"] for d in outcome.decisions] == [f"tx-{i}" for i in range(300)]
     np.testing.assert_array_equal([d["score"] for d in outcome.decisions], scores)
     assert [d["flagged"] for d in outcome.decisions] == (scores >= 0.5).tolist()
@@ -89,9 +89,22 @@ def test_alerts_carry_reasons_that_explain_the_score(bundle_dir: Path) -> None:
         assert outcome.decisions[pos]["event_id"] == alert["event_id"]
         assert 1 <= len(alert["reasons"]) <= 2
         contributions = [r["contribution"] for r in alert["reasons"]]
-        assert contributions == sorted(contributions, reverse=True)
-        assert all(c > 0 for c in contributions)
+        assert contributions == sorted(contributions, key=abs, reverse=True)
+        assert all(c != 0 for c in contributions)
         assert {r["feature"] for r in alert["reasons"]} <= set(bundle.features)
+
+
+def test_all_the_reasons_of_an_alert_add_up_to_its_score(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir)
+    X, _ = training_data(300, seed=5)
+    d = len(bundle.features)
+    outcome = Decider(bundle, reasons_top=d).decide(messages(X))
+    base = bundle.scorer.attribute(X[:1], bundle.reference).scores().base[0]
+    assert outcome.alerts
+    for alert in outcome.alerts:
+        total = sum(r["contribution"] for r in alert["reasons"])
+        assert total == pytest.approx(alert["score"] - base, abs=1e-9)
+        assert all(r["contribution_logit"] * r["contribution"] > 0 for r in alert["reasons"])
 
 
 def test_threshold_override_and_validation(bundle_dir: Path) -> None:

@@ -1,14 +1,27 @@
-"""observe_many against prometheus_client's own observe, value by value."""
+"""The metrics module: every name of the contract exported, and the batch observer against
+prometheus_client's own observe, value by value."""
 
 from __future__ import annotations
 
 import math
+import re
+from importlib.metadata import version
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-from stream_detector.metrics import observe_many
+from stream_detector.metrics import (
+    BatchObserver,
+    DeliveryMetrics,
+    DetectorMetrics,
+    NotifyMetrics,
+    observe_many,
+)
+
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "CONTRACT.md"
 
 BUCKETS = (0.005, 0.01, 0.25, 0.5, 0.99, 1.0, 5.0)
 
@@ -58,3 +71,71 @@ def test_labelled_children_count_too() -> None:
     observe_many(h.labels(kind="a"), [0.5, 2.0])
     assert registry.get_sample_value("h_bucket", {"kind": "a", "le": "1.0"}) == 1.0
     assert registry.get_sample_value("h_count", {"kind": "a"}) == 2.0
+
+
+def contract_metrics() -> dict[str, tuple[str, ...]]:
+    """Every metric of docs/CONTRACT.md's table: exported name -> label names."""
+    text = CONTRACT.read_text(encoding="utf-8")
+    section = text.split("## Prometheus metrics", 1)[1].split("\n\n", 1)[0]
+    found = {}
+    for name, labels in re.findall(
+        r"^\| `(stream_detector_\w+)(?:\{([\w,]+)\})?` \|", section, re.M
+    ):
+        found[name] = tuple(labels.split(",")) if labels else ()
+    return found
+
+
+def exported(metric: Counter | Gauge | Histogram | Info) -> str:
+    """The name a scrape shows for ``metric`` (counters end in _total, info in _info)."""
+    family = metric.describe()[0]
+    suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+    return family.name + suffix
+
+
+def test_the_registry_exports_exactly_the_contract_metrics() -> None:
+    contract = contract_metrics()
+    assert len(contract) == 36, sorted(contract)  # the table was read, not a part of it
+    registry = CollectorRegistry()
+    metrics = {
+        exported(m): m
+        for group in (DetectorMetrics(registry), DeliveryMetrics(registry), NotifyMetrics(registry))
+        for m in vars(group).values()
+        if isinstance(m, Counter | Gauge | Histogram | Info)
+    }
+    assert sorted(metrics) == sorted(contract)
+    for name, labels in contract.items():
+        metric = metrics[name]
+        if isinstance(metric, Info):
+            metric.info(dict.fromkeys(labels, "x"))
+            assert registry.get_sample_value(name, dict.fromkeys(labels, "x")) == 1.0
+        elif labels:
+            metric.labels(**dict.fromkeys(labels, "x"))  # ValueError on other label names
+    scraped = generate_latest(registry).decode()
+    for name in contract:
+        assert re.search(rf"^{name}(_bucket)?[{{ ]", scraped, re.M), name
+
+
+def test_batch_observer_reads_the_histogram_internals_it_relies_on() -> None:
+    """Fails when prometheus_client changes the private state BatchObserver counts into."""
+    registry = CollectorRegistry()
+    h = Histogram("h", "doc", buckets=(1.0, 2.0), registry=registry)
+    observer = BatchObserver(h)
+    assert observer.direct, (
+        f"prometheus_client {version('prometheus_client')} no longer has Histogram._buckets/_upper_bounds/_sum as BatchObserver expects: "
+        "batches are observed value by value (slower); update BatchObserver"
+    )
+    observer.observe_many([0.5, 1.5, 9.0])
+    assert [registry.get_sample_value("h_bucket", {"le": le}) for le in ("1.0", "2.0", "+Inf")] == [
+        1.0,
+        2.0,
+        3.0,
+    ]
+
+
+def test_batch_observer_falls_back_to_observe_without_the_internals() -> None:
+    registry = CollectorRegistry()
+    h = Histogram("h", "doc", ["kind"], buckets=(1.0,), registry=registry)
+    parent = BatchObserver(h)  # a labelled parent has no buckets of its own
+    assert not parent.direct
+    with pytest.raises(ValueError, match="label"):  # what observe on a labelled parent says
+        parent.observe_many([0.5])

@@ -28,7 +28,7 @@ def test_score_writes_one_decision_per_event_in_order(
     code, out = score_events(X)
     assert code == 0
     assert [d["event_id"] for d in out] == [f"tx-{i}" for i in range(500)]
-    expected = load_bundle(bundle_dir).score(X)
+    expected = load_bundle(bundle_dir).score_samples(X)
     np.testing.assert_allclose([d["score"] for d in out], expected, rtol=0, atol=1e-12)
     assert [d["flagged"] for d in out] == (expected >= 0.5).tolist()
     assert all(("reasons" in d) == d["flagged"] for d in out)
@@ -113,7 +113,7 @@ def test_score_with_history_and_labels_equals_the_offline_features(
     assert len(decisions) == feature_world.n_live
     row, X = _offline(feature_world)
     bundle = load_bundle(feature_world.bundle)
-    expected = bundle.score(X[[row[d["event_id"]] for d in decisions]])
+    expected = bundle.score_samples(X[[row[d["event_id"]] for d in decisions]])
     np.testing.assert_allclose([d["score"] for d in decisions], expected, rtol=0, atol=1e-9)
     assert 0 < sum(d["flagged"] for d in decisions) < len(decisions)
     flagged = [d for d in decisions if d["flagged"]]
@@ -130,7 +130,9 @@ def test_score_without_the_labels_misses_the_label_features(
     assert main([*argv, "--output", str(out), "--history", str(feature_world.history)]) == 0
     row, X = _offline(feature_world)
     decisions = read_decisions(out)
-    expected = load_bundle(feature_world.bundle).score(X[[row[d["event_id"]] for d in decisions]])
+    expected = load_bundle(feature_world.bundle).score_samples(
+        X[[row[d["event_id"]] for d in decisions]]
+    )
     assert np.abs(np.array([d["score"] for d in decisions]) - expected).max() > 1e-6
 
 

@@ -130,6 +130,12 @@ def test_every_message_ends_as_a_decision_alert_or_dead_letter(
         == 1.0
     )
     assert registry.get_sample_value("stream_detector_event_lag_seconds_count") == len(events)
+    # The validation figures live quality is compared with, and readiness, for alert rules.
+    validation = bundle.manifest.metrics
+    for key in ("precision", "recall"):
+        exported = registry.get_sample_value(f"stream_detector_validation_{key}")
+        assert exported == validation[key], key
+    assert registry.get_sample_value("stream_detector_ready") == 1.0
 
     status, body = running.get("/metrics")
     assert status == 200
@@ -141,6 +147,7 @@ def test_every_message_ends_as_a_decision_alert_or_dead_letter(
     running.thread.join(timeout=30)
     assert running.code == 0
     assert not detector.is_ready()
+    assert registry.get_sample_value("stream_detector_ready") == 0.0
 
 
 def test_threshold_flag_is_in_force_and_decisions_can_be_turned_off(
@@ -153,7 +160,7 @@ def test_threshold_flag_is_in_force_and_decisions_can_be_turned_off(
     produce_events(topics["events"], X)
     running = start_detector(topics, threshold=0.9, decisions_enabled=False)
     bundle, registry = running.bundle, running.registry
-    n_flagged = int((bundle.score(X) >= 0.9).sum())
+    n_flagged = int((bundle.score_samples(X) >= 0.9).sum())
     alerts = consume_all(topics["alerts"], n_flagged, timeout=60, settle=2.0)
     assert len(alerts) == n_flagged > 0
     assert {orjson.loads(r.value)["threshold"] for r in alerts} == {0.9}

@@ -26,7 +26,7 @@ from stream_detector.bundle import load_bundle
 from stream_detector.cli import main
 from stream_detector.config import DetectorSettings
 from stream_detector.devbroker import free_port
-from stream_detector.service import Detector
+from stream_detector.service import Service
 
 from .conftest import SERVE, FeatureWorld, RunningDetector, serve_env
 
@@ -41,11 +41,11 @@ def topics(service_topics: Callable[..., dict[str, str]]) -> dict[str, str]:
 
 
 @pytest.fixture
-def run_detector() -> Iterator[Callable[[Detector], RunningDetector]]:
+def run_detector() -> Iterator[Callable[[Service], RunningDetector]]:
     """``run_detector(detector)``: run it in a thread; stopped and joined at teardown."""
     started: list[RunningDetector] = []
 
-    def start(detector: Detector) -> RunningDetector:
+    def start(detector: Service) -> RunningDetector:
         running = RunningDetector(detector, detector.bundle, detector.registry)
         running.thread.start()
         started.append(running)
@@ -134,7 +134,7 @@ def test_serve_decides_as_score_with_history_and_labels(
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], RunningDetector],
+    run_detector: Callable[[Service], RunningDetector],
     detector_settings: Callable[..., DetectorSettings],
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -146,7 +146,7 @@ def test_serve_decides_as_score_with_history_and_labels(
     bundle = load_bundle(feature_world.bundle)
     registry = CollectorRegistry()
     settings = detector_settings(topics, state=state)
-    detector = Detector(settings, bundle, registry=registry)
+    detector = Service(settings, bundle, registry=registry)
     assert detector.decider.engine is not None
     backfill(detector.decider.engine, bundle, feature_world.history)
     running = run_detector(detector)
@@ -169,7 +169,7 @@ def test_two_replicas_share_the_redis_state(
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], RunningDetector],
+    run_detector: Callable[[Service], RunningDetector],
     detector_settings: Callable[..., DetectorSettings],
     redis_server: Any,
     tmp_path: Path,
@@ -180,10 +180,10 @@ def test_two_replicas_share_the_redis_state(
     state = redis_state(redis_server.url, f"t{uuid.uuid4().hex[:10]}")
     settings = detector_settings(names, state=state)
     bundle = load_bundle(feature_world.bundle)
-    first = Detector(settings, bundle, registry=CollectorRegistry())
+    first = Service(settings, bundle, registry=CollectorRegistry())
     assert first.decider.engine is not None
     backfill(first.decider.engine, bundle, feature_world.history)
-    second = Detector(settings, load_bundle(feature_world.bundle), registry=CollectorRegistry())
+    second = Service(settings, load_bundle(feature_world.bundle), registry=CollectorRegistry())
     run_detector(first)
     run_detector(second)
     deadline = time.monotonic() + 60
@@ -275,7 +275,7 @@ def test_redis_stopped_mid_stream_nothing_lost_nothing_decided_meanwhile(
     feature_world: FeatureWorld,
     producer_factory: Callable[..., Any],
     consume_all: Callable[..., list[Any]],
-    run_detector: Callable[[Detector], RunningDetector],
+    run_detector: Callable[[Service], RunningDetector],
     detector_settings: Callable[..., DetectorSettings],
     redis_factory: Callable[..., Any],
     tmp_path: Path,
@@ -284,7 +284,7 @@ def test_redis_stopped_mid_stream_nothing_lost_nothing_decided_meanwhile(
     state = {**redis_state(redis.url, "outage"), "timeout_s": 1.0}
     registry = CollectorRegistry()
     bundle = load_bundle(feature_world.bundle)
-    detector = Detector(detector_settings(topics, state=state), bundle, registry=registry)
+    detector = Service(detector_settings(topics, state=state), bundle, registry=registry)
     assert detector.decider.engine is not None
     backfill(detector.decider.engine, bundle, feature_world.history)
     running = run_detector(detector)

@@ -63,7 +63,8 @@ def test_bad_topic_specs(spec: str, message: str) -> None:
 
 def test_default_topics_are_the_contract_topics() -> None:
     assert (
-        format_topic_spec(DEFAULT_TOPICS) == "events:4,labels:1,decisions:4,alerts:4,events.dlq:1"
+        format_topic_spec(DEFAULT_TOPICS)
+        == "events:4,labels:1,decisions:4,alerts:4,events.dlq:1,alerts.notify.dlq:1"
     )
     assert parse_topic_spec("") == {}
 

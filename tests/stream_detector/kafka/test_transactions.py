@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from stream_detector.bundle import load_bundle
 from stream_detector.config import DetectorSettings
-from stream_detector.service import Detector
+from stream_detector.service import Service
 
 from ..conftest import training_data
 
@@ -41,7 +41,7 @@ def _run(
     consume_all: Callable[..., list[Any]],
     *,
     fail_first_commit: bool,
-) -> tuple[Detector, dict[str, str], list[Any]]:
+) -> tuple[Service, dict[str, str], list[Any]]:
     topics = {
         "events": topic_factory(2, prefix="events"),
         "labels": topic_factory(1, prefix="labels"),
@@ -71,7 +71,7 @@ def _run(
             "processing_guarantee": "exactly_once",
         }
     )
-    detector = Detector(settings, load_bundle(bundle_dir), registry=CollectorRegistry())
+    detector = Service(settings, load_bundle(bundle_dir), registry=CollectorRegistry())
     failed: list[bool] = []
 
     def fail_once(phase: str) -> None:

@@ -26,7 +26,7 @@ def test_prequential_quality_on_shuttle(shuttle_frame: pd.DataFrame) -> None:
     )
     scores = np.empty(len(X))
     for start in range(0, len(X), 500):  # batches, as the service does
-        scores[start : start + 500] = scorer.score(X[start : start + 500])
+        scores[start : start + 500] = scorer.score_samples(X[start : start + 500])
         scorer.learn(X[start : start + 500])
     assert ((scores >= 0) & (scores <= 1)).all()
     assert roc_auc_score(y[1_000:], scores[1_000:]) > 0.9
@@ -40,12 +40,12 @@ def test_same_seed_same_scores_and_learning_is_explicit() -> None:
     X = rng.normal(size=(1_500, 3))
     a = HalfSpaceTreesScorer(n_features=3, n_trees=5, height=6, window_size=100, random_state=4)
     b = HalfSpaceTreesScorer(n_features=3, n_trees=5, height=6, window_size=100, random_state=4)
-    before = a.score(X[:10])
-    np.testing.assert_array_equal(before, a.score(X[:10]))  # scoring does not learn
+    before = a.score_samples(X[:10])
+    np.testing.assert_array_equal(before, a.score_samples(X[:10]))  # scoring does not learn
     assert a.n_learned_ == 0
     a.learn(X)
     b.learn(X)
-    np.testing.assert_array_equal(a.score(X[:200]), b.score(X[:200]))
+    np.testing.assert_array_equal(a.score_samples(X[:200]), b.score_samples(X[:200]))
 
 
 def test_it_is_never_saved_nor_loaded_from_a_bundle() -> None:

@@ -76,6 +76,9 @@ def test_labels_are_joined_counted_and_move_the_prior(bundle_dir: Path) -> None:
     assert value("stream_detector_class_prior") == pytest.approx(expected_prior)
     assert value("stream_detector_alert_precision") == pytest.approx(y[flagged].mean())
     assert value("stream_detector_alert_recall") == pytest.approx(flagged[y == 1].mean())
+    # How many labels the live figures stand on (the window is larger than 400 here).
+    assert value("stream_detector_alert_precision_labels") == flagged[:400].sum()
+    assert value("stream_detector_alert_recall_labels") == y[:400].sum()
     health = monitor.health()
     assert health["feedback"] == {
         "remembered": 0,

@@ -67,7 +67,7 @@ def scorer(request: pytest.FixtureRequest) -> Scorer:
 
 
 def test_scores_are_probabilities_of_one_row_each(scorer: Scorer) -> None:
-    scores = scorer.score(X)
+    scores = scorer.score_samples(X)
     assert scores.dtype == np.float64
     assert scores.shape == (len(X),)
     assert np.all((scores >= 0.0) & (scores <= 1.0))
@@ -75,22 +75,24 @@ def test_scores_are_probabilities_of_one_row_each(scorer: Scorer) -> None:
 
 
 def test_higher_scores_for_the_rare_class(scorer: Scorer) -> None:
-    scores = scorer.score(X)
+    scores = scorer.score_samples(X)
     assert scores[Y == 1].mean() > scores[Y == 0].mean()
 
 
 def test_each_row_scores_the_same_alone_or_in_a_batch(scorer: Scorer) -> None:
-    alone = np.array([scorer.score(X[i : i + 1])[0] for i in range(0, len(X), 7)])
-    np.testing.assert_allclose(alone, scorer.score(X)[::7], rtol=0, atol=1e-12)
+    alone = np.array([scorer.score_samples(X[i : i + 1])[0] for i in range(0, len(X), 7)])
+    np.testing.assert_allclose(alone, scorer.score_samples(X)[::7], rtol=0, atol=1e-12)
 
 
 def test_an_empty_batch_gives_no_scores(scorer: Scorer) -> None:
-    assert scorer.score(np.empty((0, 4))).shape == (0,)
+    assert scorer.score_samples(np.empty((0, 4))).shape == (0,)
 
 
 def test_integer_rows_are_read_as_floats(scorer: Scorer) -> None:
     rows = np.round(X[:5] * 10).astype(np.int64)
-    np.testing.assert_array_equal(scorer.score(rows), scorer.score(rows.astype(np.float64)))
+    np.testing.assert_array_equal(
+        scorer.score_samples(rows), scorer.score_samples(rows.astype(np.float64))
+    )
 
 
 def test_payload_round_trip_gives_identical_scores(
@@ -99,7 +101,7 @@ def test_payload_round_trip_gives_identical_scores(
     again = roundtrip(scorer)
     assert type(again) is type(scorer)
     assert again.kind == scorer.kind
-    np.testing.assert_array_equal(again.score(X), scorer.score(X))
+    np.testing.assert_array_equal(again.score_samples(X), scorer.score_samples(X))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,7 @@ def test_payload_round_trip_gives_identical_scores(
 )
 def test_malformed_rows_are_refused(scorer: Scorer, rows: np.ndarray, message: str) -> None:
     with pytest.raises(DataError) as info:
-        scorer.score(rows)
+        scorer.score_samples(rows)
     assert message in str(info.value)
 
 
@@ -125,9 +127,9 @@ def test_non_finite_rows_are_refused_only_where_scikit_learn_refuses_them(scorer
     assert scorer.allow_nan is (scorer.kind != "linear")
     if scorer.kind == "linear":
         with pytest.raises(DataError, match="expected finite feature values"):
-            scorer.score(rows)
+            scorer.score_samples(rows)
     else:
-        assert np.isfinite(scorer.score(rows)).all()
+        assert np.isfinite(scorer.score_samples(rows)).all()
 
 
 @given(
@@ -212,7 +214,7 @@ def test_any_spec_field_value_is_refused_or_scores(
         assert path[-1] == "n_features"
         assert scorer.n_features == value
         return
-    scores = scorer.score(X[:20])
+    scores = scorer.score_samples(X[:20])
     assert np.all((scores >= 0) & (scores <= 1))
 
 
@@ -221,4 +223,6 @@ def test_tree_payloads_may_declare_more_features_than_their_splits_use(kind: str
     spec, arrays = PAYLOADS[kind]
     wide = scorer_from_payload({**spec, "n_features": 6}, arrays)
     rows = np.column_stack([X[:20], np.full((20, 2), 123.0)])
-    np.testing.assert_array_equal(wide.score(rows), scorer_from_payload(spec, arrays).score(X[:20]))
+    np.testing.assert_array_equal(
+        wide.score_samples(rows), scorer_from_payload(spec, arrays).score_samples(X[:20])
+    )

@@ -41,10 +41,12 @@ def test_shuttle_matches_the_mean_of_scikit_learn_probabilities(
     p_linear = shuttle_linear.predict_proba(X)[:, 1]
     p_hgb = shuttle_hgb.predict_proba(X)[:, 1]
     equal = BlendScorer(members)
-    np.testing.assert_allclose(equal.score(X), (p_linear + p_hgb) / 2, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(equal.score_samples(X), (p_linear + p_hgb) / 2, rtol=0, atol=ATOL)
     weighted = BlendScorer(members, [1.0, 3.0])
     assert weighted.weights == (0.25, 0.75)
-    np.testing.assert_allclose(weighted.score(X), 0.25 * p_linear + 0.75 * p_hgb, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        weighted.score_samples(X), 0.25 * p_linear + 0.75 * p_hgb, rtol=0, atol=ATOL
+    )
 
 
 def test_payload_round_trip(
@@ -61,7 +63,7 @@ def test_payload_round_trip(
     again = roundtrip(blend)
     assert isinstance(again, BlendScorer)
     assert again.weights == blend.weights
-    np.testing.assert_array_equal(again.score(X[:2000]), blend.score(X[:2000]))
+    np.testing.assert_array_equal(again.score_samples(X[:2000]), blend.score_samples(X[:2000]))
 
 
 def test_nan_is_accepted_only_when_every_member_accepts_it(members: list[Scorer]) -> None:

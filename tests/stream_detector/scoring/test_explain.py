@@ -1,8 +1,9 @@
-"""Occlusion reasons: exact on a linear model, equal to a loop oracle on trees, one call."""
+"""Reasons: additive contributions ranked by size; occlusion for scorers without covers."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -19,15 +20,16 @@ from stream_detector.scoring import (
     top_reasons,
 )
 from stream_detector.scoring.base import Array
+from stream_detector.scoring.explain import occlusion_reasons
 
 NAMES = ["amount", "hour", "distance"]
 LINEAR = LinearScorer(coef=[1.0, -2.0, 0.5], intercept=-1.0)
 REFERENCE = np.array([0.0, 0.0, 0.0])
 
 
-def test_linear_contributions_by_hand() -> None:
+def test_occlusion_linear_contributions_by_hand() -> None:
     x = np.array([[2.0, -1.0, 4.0]])
-    (reasons,) = top_reasons(LINEAR, x, REFERENCE, NAMES, top=3)
+    (reasons,) = occlusion_reasons(LINEAR, x, REFERENCE, NAMES, top=3)
     full = expit(2.0 + 2.0 + 2.0 - 1.0)
     expected = [
         ("amount", 2.0, full - expit(2.0 + 2.0 - 1.0)),
@@ -38,7 +40,7 @@ def test_linear_contributions_by_hand() -> None:
     np.testing.assert_allclose([r["contribution"] for r in reasons], [c for *_, c in expected])
 
 
-def test_sorted_descending_limited_to_top_and_only_positive() -> None:
+def test_occlusion_sorted_descending_limited_to_top_and_only_positive() -> None:
     rows = np.array(
         [
             [3.0, -0.5, 1.0],  # all raise the score: amount, then hour, then distance
@@ -46,7 +48,7 @@ def test_sorted_descending_limited_to_top_and_only_positive() -> None:
             [-1.0, 2.0, -2.0],  # nothing raises it
         ]
     )
-    reasons = top_reasons(LINEAR, rows, REFERENCE, NAMES, top=2)
+    reasons = occlusion_reasons(LINEAR, rows, REFERENCE, NAMES, top=2)
     assert [[r["feature"] for r in row] for row in reasons] == [
         ["amount", "hour"],
         ["distance"],
@@ -58,16 +60,18 @@ def test_sorted_descending_limited_to_top_and_only_positive() -> None:
 def _loop_oracle(scorer: Scorer, X: Array, reference: Array) -> Array:
     out = np.empty(X.shape)
     for i, x in enumerate(X):
-        base = scorer.score(x[None, :])[0]
+        base = scorer.score_samples(x[None, :])[0]
         for j in range(X.shape[1]):
             z = x.copy()
             z[j] = reference[j]
-            out[i, j] = base - scorer.score(z[None, :])[0]
+            out[i, j] = base - scorer.score_samples(z[None, :])[0]
     return out
 
 
 @pytest.mark.parametrize("kind", ["gbdt", "isolation_forest"])
-def test_trees_match_a_loop_oracle(shuttle: tuple[np.ndarray, np.ndarray], kind: str) -> None:
+def test_occlusion_on_trees_matches_a_loop_oracle(
+    shuttle: tuple[np.ndarray, np.ndarray], kind: str
+) -> None:
     X, y = shuttle
     fit_rows = X[::20]
     scorer: Scorer
@@ -81,7 +85,7 @@ def test_trees_match_a_loop_oracle(shuttle: tuple[np.ndarray, np.ndarray], kind:
     reference = np.median(fit_rows, axis=0)
     rows = X[y == 1][:40]
     names = [f"f{i}" for i in range(1, 10)]
-    reasons = top_reasons(scorer, rows, reference, names, top=9)
+    reasons = occlusion_reasons(scorer, rows, reference, names, top=9)
     oracle = _loop_oracle(scorer, rows, reference)
     for row_reasons, contributions, row in zip(reasons, oracle, rows, strict=True):
         positive = np.flatnonzero(contributions > 0)
@@ -94,30 +98,88 @@ def test_trees_match_a_loop_oracle(shuttle: tuple[np.ndarray, np.ndarray], kind:
     assert sum(len(r) for r in reasons) > 0
 
 
+Explain = Callable[..., list[list[dict[str, object]]]]
+
+
 class CountingScorer(LinearScorer):
     calls: int = 0
 
-    def score(self, X: npt.ArrayLike) -> Array:
+    def score_samples(self, X: npt.ArrayLike) -> Array:
         type(self).calls += 1
-        return super().score(X)
+        return super().score_samples(X)
 
 
-def test_one_scorer_call_for_the_whole_batch() -> None:
+def test_occlusion_makes_one_scorer_call_for_the_whole_batch() -> None:
     scorer = CountingScorer(coef=[1.0, -2.0, 0.5], intercept=-1.0)
     rows = np.random.default_rng(0).normal(size=(50, 3))
-    top_reasons(scorer, rows, REFERENCE, NAMES)
+    occlusion_reasons(scorer, rows, REFERENCE, NAMES)
     assert CountingScorer.calls == 1
 
 
-def test_reasons_are_json_ready() -> None:
-    reasons = top_reasons(LINEAR, np.array([[2.0, -1.0, 4.0]]), REFERENCE, NAMES)
+@pytest.mark.parametrize("explain", [top_reasons, occlusion_reasons])
+def test_reasons_are_json_ready(explain: Explain) -> None:
+    reasons = explain(LINEAR, np.array([[2.0, -1.0, 4.0]]), REFERENCE, NAMES)
     again = json.loads(json.dumps(reasons))
     assert again == reasons
     assert {type(v) for r in reasons[0] for v in r.values()} == {str, float}
 
 
-def test_an_empty_batch_has_no_reasons() -> None:
-    assert top_reasons(LINEAR, np.empty((0, 3)), REFERENCE, NAMES) == []
+@pytest.mark.parametrize("explain", [top_reasons, occlusion_reasons])
+def test_an_empty_batch_has_no_reasons(explain: Explain) -> None:
+    assert explain(LINEAR, np.empty((0, 3)), REFERENCE, NAMES) == []
+
+
+def test_linear_reasons_are_exact_and_ranked_by_size_whatever_their_sign() -> None:
+    x = np.array([[2.0, 1.5, 4.0]])
+    (reasons,) = top_reasons(LINEAR, x, REFERENCE, NAMES, top=3)
+    assert [(r["feature"], r["value"]) for r in reasons] == [
+        ("hour", 1.5),
+        ("amount", 2.0),
+        ("distance", 4.0),
+    ]
+    np.testing.assert_allclose([r["contribution_logit"] for r in reasons], [-3.0, 2.0, 2.0])
+    total = sum(r["contribution"] for r in reasons)
+    assert total == pytest.approx(expit(2.0 - 3.0 + 2.0 - 1.0) - expit(-1.0), abs=1e-12)
+
+
+def test_a_feature_at_its_reference_is_no_reason() -> None:
+    (reasons,) = top_reasons(LINEAR, np.array([[0.0, 1.0, 0.0]]), REFERENCE, NAMES)
+    assert [r["feature"] for r in reasons] == ["hour"]
+
+
+def test_tree_reasons_add_up_and_differ_between_features(
+    shuttle: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = shuttle
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X[::10], y[::10])
+    scorer = GradientBoostingScorer.from_sklearn(model)
+    rows = X[y == 1][:30]
+    reference = np.median(X, axis=0)
+    names = [f"f{i}" for i in range(1, 10)]
+    reasons = top_reasons(scorer, rows, reference, names, top=9)
+    attribution = scorer.attribute(rows, reference).scores()
+    for row_reasons, score, base in zip(reasons, attribution.output, attribution.base, strict=True):
+        contributions = [r["contribution"] for r in row_reasons]
+        assert sum(contributions) == pytest.approx(score - base, abs=1e-9)
+        assert contributions == sorted(contributions, key=abs, reverse=True)
+        # Not the occlusion failure mode: reasons that each carry the whole score.
+        large = [round(c, 6) for c in contributions if abs(c) > 1e-4]
+        assert len(set(large)) == len(large) >= 1
+
+
+def test_scorers_without_covers_fall_back_to_occlusion(
+    shuttle: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = shuttle
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X[::20], y[::20])
+    spec, arrays = GradientBoostingScorer.from_sklearn(model).to_payload()
+    del arrays["cover"]
+    old = GradientBoostingScorer.from_payload(spec, arrays)
+    rows, reference = X[y == 1][:5], np.median(X, axis=0)
+    names = [f"f{i}" for i in range(1, 10)]
+    assert top_reasons(old, rows, reference, names) == occlusion_reasons(
+        old, rows, reference, names
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,9 +192,10 @@ def test_an_empty_batch_has_no_reasons() -> None:
         (([[1.0, 2.0, 3.0]], REFERENCE, NAMES, 0), ValueError, "top must be an integer >= 1"),
     ],
 )
+@pytest.mark.parametrize("explain", [top_reasons, occlusion_reasons])
 def test_mismatched_inputs_are_refused(
-    args: tuple[object, ...], error: type[Exception], message: str
+    args: tuple[object, ...], error: type[Exception], message: str, explain: Explain
 ) -> None:
     with pytest.raises(error) as info:
-        top_reasons(LINEAR, *args)  # type: ignore[arg-type]
+        explain(LINEAR, *args)
     assert message in str(info.value)

@@ -31,7 +31,7 @@ def test_shuttle_every_row_matches_scikit_learn(
 ) -> None:
     X, y = shuttle
     scorer = IsolationForestScorer.from_sklearn(shuttle_iforest)
-    scores = scorer.score(X)
+    scores = scorer.score_samples(X)
     np.testing.assert_allclose(scores, sklearn_scores(shuttle_iforest, X), rtol=0, atol=ATOL)
     assert roc_auc_score(y, scores) > 0.85  # anomalies of the shuttle data score higher
 
@@ -44,7 +44,7 @@ def test_shuttle_batches_of_any_size_match(
     scorer = IsolationForestScorer.from_sklearn(shuttle_iforest)
     rows = X[np.random.default_rng(size).choice(len(X), size=size, replace=False)]
     np.testing.assert_allclose(
-        scorer.score(rows), sklearn_scores(shuttle_iforest, rows), rtol=0, atol=ATOL
+        scorer.score_samples(rows), sklearn_scores(shuttle_iforest, rows), rtol=0, atol=ATOL
     )
 
 
@@ -75,9 +75,11 @@ def test_random_forests_match_scikit_learn(d: int, params: dict[str, object]) ->
     rows[7::29, -1] = -np.inf
     rows[11::31, 0] = 1e300  # overflows float32, as in scikit-learn
     expected = sklearn_scores(forest, rows)
-    np.testing.assert_allclose(scorer.score(rows), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(rows), expected, rtol=0, atol=ATOL)
     for i in range(0, len(rows), 37):
-        np.testing.assert_allclose(scorer.score(rows[i : i + 1]), expected[i : i + 1], atol=ATOL)
+        np.testing.assert_allclose(
+            scorer.score_samples(rows[i : i + 1]), expected[i : i + 1], atol=ATOL
+        )
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,7 @@ def small_forest() -> IsolationForest:
 def test_any_rows_match_scikit_learn(small_forest: IsolationForest, rows: np.ndarray) -> None:
     scorer = IsolationForestScorer.from_sklearn(small_forest)
     expected = sklearn_scores(small_forest, rows)
-    np.testing.assert_allclose(scorer.score(rows), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(rows), expected, rtol=0, atol=ATOL)
 
 
 def test_average_path_length_matches_scikit_learn() -> None:
@@ -110,8 +112,8 @@ def test_a_forest_of_one_sample_scores_one_half() -> None:
     forest = IsolationForest(n_estimators=3, max_samples=1, random_state=0).fit([[0.0], [1.0]])
     scorer = IsolationForestScorer.from_sklearn(forest)
     rows = np.array([[0.5], [9.0]])
-    np.testing.assert_array_equal(scorer.score(rows), [0.5, 0.5])
-    np.testing.assert_array_equal(scorer.score(rows), -forest.score_samples(rows))
+    np.testing.assert_array_equal(scorer.score_samples(rows), [0.5, 0.5])
+    np.testing.assert_array_equal(scorer.score_samples(rows), -forest.score_samples(rows))
 
 
 def test_payload_round_trip(
@@ -132,10 +134,13 @@ def test_payload_round_trip(
             "children_left",
             "children_right",
             "value",
+            "cover",
         ]
     )
     assert arrays["roots"].shape == (100,)
-    np.testing.assert_array_equal(roundtrip(scorer).score(X[:5000]), scorer.score(X[:5000]))
+    np.testing.assert_array_equal(
+        roundtrip(scorer).score_samples(X[:5000]), scorer.score_samples(X[:5000])
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def test_shuttle_every_row_matches_scikit_learn(
 ) -> None:
     X, y = shuttle
     scorer = GradientBoostingScorer.from_sklearn(shuttle_hgb)
-    scores = scorer.score(X)
+    scores = scorer.score_samples(X)
     np.testing.assert_allclose(scores, shuttle_hgb.predict_proba(X)[:, 1], rtol=0, atol=ATOL)
     assert roc_auc_score(y[1::2], scores[1::2]) > 0.99  # held-out rows
 
@@ -40,7 +40,7 @@ def test_shuttle_batches_of_any_size_match(
     scorer = GradientBoostingScorer.from_sklearn(shuttle_hgb)
     rows = X[np.random.default_rng(size).choice(len(X), size=size, replace=False)]
     expected = shuttle_hgb.predict_proba(rows)[:, 1]
-    np.testing.assert_allclose(scorer.score(rows), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(rows), expected, rtol=0, atol=ATOL)
 
 
 def _data(seed: int, n: int = 1500, d: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -72,9 +72,11 @@ def test_random_models_with_missing_values_match_scikit_learn(params: dict[str, 
     rows[::13, 1] = np.inf
     rows[::19, 2] = -np.inf
     expected = model.predict_proba(rows)[:, 1]
-    np.testing.assert_allclose(scorer.score(rows), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(rows), expected, rtol=0, atol=ATOL)
     for i in range(0, len(rows), 41):
-        np.testing.assert_allclose(scorer.score(rows[i : i + 1]), expected[i : i + 1], atol=ATOL)
+        np.testing.assert_allclose(
+            scorer.score_samples(rows[i : i + 1]), expected[i : i + 1], atol=ATOL
+        )
 
 
 def test_a_split_on_missing_values_alone_is_reproduced() -> None:
@@ -85,8 +87,10 @@ def test_a_split_on_missing_values_alone_is_reproduced() -> None:
     scorer = GradientBoostingScorer.from_sklearn(model)
     assert np.inf in scorer.trees.threshold  # "all values left, NaN right"
     rows = np.array([[np.nan], [0.0], [np.inf], [-np.inf], [5.0]])
-    np.testing.assert_allclose(scorer.score(rows), model.predict_proba(rows)[:, 1], atol=ATOL)
-    assert scorer.score(rows)[0] > 0.5 > scorer.score(rows)[2]
+    np.testing.assert_allclose(
+        scorer.score_samples(rows), model.predict_proba(rows)[:, 1], atol=ATOL
+    )
+    assert scorer.score_samples(rows)[0] > 0.5 > scorer.score_samples(rows)[2]
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +110,16 @@ def test_any_rows_match_scikit_learn(
     model: HistGradientBoostingClassifier, rows: np.ndarray
 ) -> None:
     scorer = GradientBoostingScorer.from_sklearn(model)
-    np.testing.assert_allclose(scorer.score(rows), model.predict_proba(rows)[:, 1], atol=ATOL)
+    np.testing.assert_allclose(
+        scorer.score_samples(rows), model.predict_proba(rows)[:, 1], atol=ATOL
+    )
 
 
 def test_logit_offset_shifts_the_log_odds(model: HistGradientBoostingClassifier) -> None:
     X, _ = _data(5, d=3)
     scorer = GradientBoostingScorer.from_sklearn(model, logit_offset=-2.5)
     expected = expit(model.decision_function(X) - 2.5)
-    np.testing.assert_allclose(scorer.score(X), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(X), expected, rtol=0, atol=ATOL)
 
 
 def test_string_labels_score_the_second_class() -> None:
@@ -121,7 +127,7 @@ def test_string_labels_score_the_second_class() -> None:
     labels = np.where(y == 1, "fraud", "ok")  # classes_ == ["fraud", "ok"]
     model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, labels)
     scorer = GradientBoostingScorer.from_sklearn(model)
-    np.testing.assert_allclose(scorer.score(X), model.predict_proba(X)[:, 1], atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(X), model.predict_proba(X)[:, 1], atol=ATOL)
 
 
 def test_payload_round_trip(
@@ -135,7 +141,9 @@ def test_payload_round_trip(
     assert spec["kind"] == "gbdt"
     assert spec["logit_offset"] == -1.25
     assert spec["baseline"] == float(shuttle_hgb._baseline_prediction.ravel()[0])
-    np.testing.assert_array_equal(roundtrip(scorer).score(X[:3000]), scorer.score(X[:3000]))
+    np.testing.assert_array_equal(
+        roundtrip(scorer).score_samples(X[:3000]), scorer.score_samples(X[:3000])
+    )
 
 
 @pytest.mark.parametrize(

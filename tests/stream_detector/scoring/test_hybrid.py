@@ -53,7 +53,7 @@ def test_shuttle_matches_the_formula_on_scikit_learn_outputs(
     expected = expit(
         0.7 * logit(np.clip(p, 1e-6, 1 - 1e-6)) + 3.0 * -shuttle_iforest.score_samples(X) - 2.0
     )
-    np.testing.assert_allclose(hybrid.score(X), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(hybrid.score_samples(X), expected, rtol=0, atol=ATOL)
 
 
 def test_from_stacker_reproduces_the_stacker(
@@ -64,7 +64,7 @@ def test_from_stacker_reproduces_the_stacker(
     stacker = LogisticRegression().fit(Z, y[::3])
     hybrid = HybridScorer.from_stacker(*parts, stacker)
     np.testing.assert_allclose(
-        hybrid.score(X[::3]), stacker.predict_proba(Z)[:, 1], rtol=0, atol=ATOL
+        hybrid.score_samples(X[::3]), stacker.predict_proba(Z)[:, 1], rtol=0, atol=ATOL
     )
     assert hybrid.coef == tuple(stacker.coef_[0])
 
@@ -88,7 +88,7 @@ def test_nested_payload_round_trip(
     again = roundtrip(hybrid)
     assert isinstance(again, HybridScorer)
     assert isinstance(again.classifier, LinearScorer)
-    np.testing.assert_array_equal(again.score(X[:2000]), hybrid.score(X[:2000]))
+    np.testing.assert_array_equal(again.score_samples(X[:2000]), hybrid.score_samples(X[:2000]))
 
 
 def _payload(parts: tuple[Scorer, Scorer]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -134,4 +134,4 @@ def test_clipping_bounds_the_classifier_log_odds() -> None:
     certain = LinearScorer(coef=[100.0], intercept=0.0)
     anomaly = LinearScorer(coef=[0.0], intercept=0.0)  # always 0.5
     hybrid = HybridScorer(classifier=certain, anomaly=anomaly, coef=(1.0, 0.0), intercept=0.0)
-    np.testing.assert_allclose(hybrid.score(np.array([[-10.0], [10.0]])), [1e-6, 1 - 1e-6])
+    np.testing.assert_allclose(hybrid.score_samples(np.array([[-10.0], [10.0]])), [1e-6, 1 - 1e-6])

@@ -29,11 +29,11 @@ def test_shuttle_every_row_matches_scikit_learn(
 ) -> None:
     X, y = shuttle
     scorer = LinearScorer.from_sklearn(shuttle_linear)
-    scores = scorer.score(X)
+    scores = scorer.score_samples(X)
     np.testing.assert_allclose(scores, shuttle_linear.predict_proba(X)[:, 1], rtol=0, atol=ATOL)
     assert roc_auc_score(y, scores) > 0.8
     for i in range(0, len(X), 4999):
-        np.testing.assert_allclose(scorer.score(X[i : i + 1]), scores[i : i + 1], atol=ATOL)
+        np.testing.assert_allclose(scorer.score_samples(X[i : i + 1]), scores[i : i + 1], atol=ATOL)
 
 
 def test_one_row_path_agrees_with_the_batch_path_on_every_shuttle_row(
@@ -41,13 +41,15 @@ def test_one_row_path_agrees_with_the_batch_path_on_every_shuttle_row(
 ) -> None:
     X, _ = shuttle
     scorer = LinearScorer.from_sklearn(shuttle_linear, logit_offset=-1.5)
-    batch = scorer.score(X)
-    one = np.array([scorer.score(X[i : i + 1])[0] for i in range(len(X))])
+    batch = scorer.score_samples(X)
+    one = np.array([scorer.score_samples(X[i : i + 1])[0] for i in range(len(X))])
     np.testing.assert_allclose(one, batch, rtol=1e-12, atol=1e-300)
     assert np.array_equal(one >= 0.5, batch >= 0.5)
     # A view, a list or integers take the general path and give the same figures.
-    np.testing.assert_allclose(scorer.score(X[:1].tolist()), batch[:1], rtol=1e-12)
-    np.testing.assert_allclose(scorer.score(X[:1].astype(np.int64)), scorer.score(X[:1].round()))
+    np.testing.assert_allclose(scorer.score_samples(X[:1].tolist()), batch[:1], rtol=1e-12)
+    np.testing.assert_allclose(
+        scorer.score_samples(X[:1].astype(np.int64)), scorer.score_samples(X[:1].round())
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -58,9 +60,9 @@ def test_one_row_path_refuses_non_finite_values_like_the_batch_path(
     row = np.full((1, scorer.n_features), 1.0)
     row[0, 3] = bad
     with pytest.raises(DataError, match="expected finite feature values; got NaN or infinity"):
-        scorer.score(row)
+        scorer.score_samples(row)
     with pytest.raises(DataError, match="expected finite feature values"):
-        scorer.score(np.vstack([row, row]))
+        scorer.score_samples(np.vstack([row, row]))
 
 
 def test_log_odds_overflowing_give_zero_or_one_in_both_paths_never_nan() -> None:
@@ -73,16 +75,16 @@ def test_log_odds_overflowing_give_zero_or_one_in_both_paths_never_nan() -> None
             [1e308, 1e308],  # overflow within the sum
         ]
     )
-    batch = scorer.score(rows)  # no RuntimeWarning (the suite turns warnings into errors)
+    batch = scorer.score_samples(rows)  # no RuntimeWarning (the suite turns warnings into errors)
     assert batch.tolist() == [1.0, 0.0, 1.0, 1.0]
-    assert [scorer.score(rows[i : i + 1])[0] for i in range(len(rows))] == batch.tolist()
+    assert [scorer.score_samples(rows[i : i + 1])[0] for i in range(len(rows))] == batch.tolist()
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.floats(-800, 800))
 def test_one_row_sigmoid_matches_the_numpy_one(z: float) -> None:
     scorer = LinearScorer(coef=[1.0], intercept=0.0)
-    one = scorer.score(np.array([[z]]))[0]
+    one = scorer.score_samples(np.array([[z]]))[0]
     np.testing.assert_allclose(one, expit(z), rtol=1e-14, atol=1e-300)
 
 
@@ -115,7 +117,9 @@ def test_supported_models_match_scikit_learn(make: Callable[[], Any]) -> None:
     model = make().fit(X, y)
     rows = np.vstack([X, _data(2)[0] * 3])
     expected = model.predict_proba(rows)[:, 1]
-    np.testing.assert_allclose(LinearScorer.from_sklearn(model).score(rows), expected, atol=ATOL)
+    np.testing.assert_allclose(
+        LinearScorer.from_sklearn(model).score_samples(rows), expected, atol=ATOL
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +137,13 @@ def model() -> Pipeline:
 )
 def test_any_finite_rows_match_scikit_learn(model: Pipeline, rows: np.ndarray) -> None:
     expected = model.predict_proba(rows)[:, 1]
-    np.testing.assert_allclose(LinearScorer.from_sklearn(model).score(rows), expected, atol=ATOL)
+    np.testing.assert_allclose(
+        LinearScorer.from_sklearn(model).score_samples(rows), expected, atol=ATOL
+    )
 
 
 def test_extreme_rows_give_zero_or_one_without_warnings(model: Pipeline) -> None:
-    scores = LinearScorer.from_sklearn(model).score(np.array([[1e300] * 4, [-1e300] * 4]))
+    scores = LinearScorer.from_sklearn(model).score_samples(np.array([[1e300] * 4, [-1e300] * 4]))
     assert set(scores.tolist()) <= {0.0, 1.0}
 
 
@@ -145,7 +151,7 @@ def test_logit_offset_shifts_the_log_odds(model: Pipeline) -> None:
     X, _ = _data(4)
     scorer = LinearScorer.from_sklearn(model, logit_offset=np.log(0.01 / 0.99))
     expected = expit(model.decision_function(X) + np.log(0.01 / 0.99))
-    np.testing.assert_allclose(scorer.score(X), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.score_samples(X), expected, rtol=0, atol=ATOL)
 
 
 def test_payload_round_trip(model: Pipeline, roundtrip: Callable[[Scorer], Scorer]) -> None:
@@ -161,7 +167,7 @@ def test_payload_round_trip(model: Pipeline, roundtrip: Callable[[Scorer], Score
     np.testing.assert_array_equal(arrays["scale"], model[0].scale_)
     np.testing.assert_array_equal(arrays["coef"], model[-1].coef_[0])
     X, _ = _data(5)
-    np.testing.assert_array_equal(roundtrip(scorer).score(X), scorer.score(X))
+    np.testing.assert_array_equal(roundtrip(scorer).score_samples(X), scorer.score_samples(X))
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,34 @@ BAD: dict[str, tuple[Callable[[], dict[str, np.ndarray]], str]] = {
         "split thresholds must be finite",
     ),
     "infinite leaf value": (lambda: _with(("value", 6, np.inf)), "leaf values must be finite"),
+    "zero cover": (
+        lambda: {**VALID, "cover": np.array([4.0, 2, 2, 4, 2, 0, 1, 1])},
+        "tree node covers must be 8 finite positive numbers",
+    ),
+    "NaN cover": (
+        lambda: {**VALID, "cover": np.array([4.0, 2, 2, 4, 2, 2, np.nan, 1])},
+        "tree node covers must be 8 finite positive numbers",
+    ),
+    "short cover": (
+        lambda: {**VALID, "cover": np.ones(7)},
+        "scorer array 'cover' must hold 8 values",
+    ),
 }
+
+
+def test_covers_are_optional_and_round_trip() -> None:
+    assert TreeArrays.from_payload(VALID, n_features=3).cover is None
+    assert "cover" not in TreeArrays.from_payload(VALID, n_features=3).to_payload()
+    cover = np.array([4.0, 2, 2, 4, 2, 2, 1, 1])
+    trees = TreeArrays.from_payload({**VALID, "cover": cover}, n_features=3)
+    np.testing.assert_array_equal(trees.to_payload()["cover"], cover)
+
+
+def test_covers_on_some_trees_only_are_refused() -> None:
+    with_cover = LocalTree([-1], [0.0], [False], [-1], [-1], [1.0], cover=[3.0])
+    without = LocalTree([-1], [0.0], [False], [-1], [-1], [1.0])
+    with pytest.raises(BundleError, match="every tree carries node covers or none"):
+        TreeArrays.from_trees([with_cover, without], n_features=1)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
