@@ -1,8 +1,31 @@
-"""The feature step shared by training, ``score`` and ``serve``."""
+"""The feature step shared by training, ``score`` and ``serve``.
+
+Without a ``features:`` section a bundle's numeric fields are used as they are
+(:class:`NumericFeatures`). A :class:`FeatureSpec` adds calendar features and per-entity
+event-time windows.
+
+The window convention
+---------------------
+For an event ``e`` of entity ``k`` at event time ``t``, a window of length ``w`` and delay
+``d`` covers ``k``'s **other** events with timestamps in ``[t - d - w, t - d)`` (strictly
+earlier than ``t - d``: events of the same millisecond never see each other), **plus ``e``
+itself when ``d`` is zero** (an undelayed window counts at least one event; its mean includes
+the current value). Only events that arrived before ``e`` are seen: offline, the history is
+sorted by ``(timestamp, event_id)``; online, arrival order. Label features count the events of
+the delayed window whose label is 1 and was known at or before ``t``.
+"""
 
 from __future__ import annotations
 
 from stream_detector.features.base import IDENTIFIER_COLUMNS, FeatureStep
 from stream_detector.features.numeric import NumericFeatures
+from stream_detector.features.spec import FeatureSpec, WindowFeature, duration_ms
 
-__all__ = ["IDENTIFIER_COLUMNS", "FeatureStep", "NumericFeatures"]
+__all__ = [
+    "IDENTIFIER_COLUMNS",
+    "FeatureSpec",
+    "FeatureStep",
+    "NumericFeatures",
+    "WindowFeature",
+    "duration_ms",
+]
