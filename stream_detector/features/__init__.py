@@ -18,13 +18,25 @@ the delayed window whose label is 1 and was known at or before ``t``.
 from __future__ import annotations
 
 from stream_detector.features.base import IDENTIFIER_COLUMNS, FeatureStep
+from stream_detector.features.engine import (
+    BatchStats,
+    EventColumns,
+    FeatureBatch,
+    FeatureEngine,
+    LabelColumns,
+)
 from stream_detector.features.numeric import NumericFeatures
 from stream_detector.features.spec import FeatureSpec, WindowFeature, duration_ms
 
 __all__ = [
     "IDENTIFIER_COLUMNS",
+    "BatchStats",
+    "EventColumns",
+    "FeatureBatch",
+    "FeatureEngine",
     "FeatureSpec",
     "FeatureStep",
+    "LabelColumns",
     "NumericFeatures",
     "WindowFeature",
     "duration_ms",

@@ -180,18 +180,26 @@ class WindowFeature(BaseModel):
     def names(self) -> tuple[str, ...]:
         """Output columns, in order: per window, stats, relative, distinct, labels; then
         since_previous."""
+        return tuple(name for _, _, name in self.columns())
+
+    def columns(self) -> list[tuple[str | None, str, str]]:
+        """``(window, what, name)`` per output column; ``what`` is a stat, ``ratio``,
+        ``zscore``, ``distinct``, ``fraud_count``, ``fraud_rate`` or ``since_previous``
+        (whose window is ``None``)."""
         suffix = f".delay{self.delay}" if self.delay_ms else ""
-        names: list[str] = []
         base = f"{self.key}.{self.field}" if self.field else self.key
+        columns: list[tuple[str | None, str, str]] = []
         for w in self.windows:
-            names += [f"{base}.{stat}.{w}{suffix}" for stat in self.stats]
-            names += [f"{self.key}.{self.field}.{rel}.{w}{suffix}" for rel in self.relative]
+            columns += [(w, stat, f"{base}.{stat}.{w}{suffix}") for stat in self.stats]
+            columns += [(w, rel, f"{base}.{rel}.{w}{suffix}") for rel in self.relative]
             if self.distinct:
-                names.append(f"{self.key}.{self.distinct}.distinct.{w}{suffix}")
-            names += [f"{self.key}.fraud_{lab}.{w}{suffix}" for lab in self.labels]
+                columns.append((w, "distinct", f"{self.key}.{self.distinct}.distinct.{w}{suffix}"))
+            columns += [
+                (w, f"fraud_{lab}", f"{self.key}.fraud_{lab}.{w}{suffix}") for lab in self.labels
+            ]
         if self.since_previous:
-            names.append(f"{self.key}.since_previous")
-        return tuple(names)
+            columns.append((None, "since_previous", f"{self.key}.since_previous"))
+        return columns
 
 
 class FeatureSpec(BaseModel):
