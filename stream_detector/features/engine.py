@@ -10,7 +10,9 @@ and ``serve`` call it per batch in arrival order. Both give the same numbers.
 Per batch: one store round trip to read (every entity of the batch, and labels that came
 before their events), the window kernels (:mod:`stream_detector.features.kernels`), one round
 trip to write. An event already held (a batch replayed after a crash) is not added twice and
-gets the features it got the first time.
+gets the features it got the first time, as long as it is within ``lateness`` of its entity's
+latest event: the state keeps each entity's rows back to its latest event minus the horizon
+(the longest window plus delay, plus the lateness).
 """
 
 from __future__ import annotations

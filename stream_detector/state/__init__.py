@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from stream_detector.state.base import HEADER_BYTES, Append, StateStore, StoreCounters, merge_rows
 from stream_detector.state.memory import MemoryStore
+from stream_detector.state.redis import RedisStore
 
 __all__ = [
     "HEADER_BYTES",
     "Append",
     "MemoryStore",
+    "RedisStore",
     "StateStore",
     "StoreCounters",
     "merge_rows",
