@@ -244,7 +244,7 @@ class FeatureEngine(FeatureStep):
         if not len(ids):
             return
         index_keys = [f"{self._prefix}i|{i}" for i in ids]
-        found, _ = self.store.read(index_keys)
+        found = self.store.read(index_keys).values()
         eids = _hash(ids)
         appends: list[Append] = []
         pending: dict[str, bytes] = {}
@@ -294,23 +294,32 @@ class FeatureEngine(FeatureStep):
         keys: list[str] = []
         for group in self._groups:
             code, uniques = pd.factorize(_strings(events, group.key))
-            names = [group.prefix + str(u) for u in uniques]
+            prefix = group.prefix
+            names = [prefix + u for u in uniques.tolist()]
             codes.append(code.astype(np.int64))
             entity_keys.append(names)
             keys += names
-        pending_keys = [f"{self._prefix}p|{i}" for i in ids] if spec.has_labels else []
-        values, first_seq = self.store.read(keys + pending_keys, reserve=n)
+        pending = f"{self._prefix}p|"
+        pending_keys = [pending + i for i in ids] if spec.has_labels else []
+        read = self.store.read(keys + pending_keys, reserve=n)
+        offsets = read.offsets()
+        waiting: list[int] = []
         if pending_keys:
-            for i, value in enumerate(values[len(keys) :]):
-                if value is not None:
-                    b_known[i] = min(b_known[i], _INDEX.unpack(value)[0])
+            waiting = np.flatnonzero(read.lengths[len(keys) :] >= 0).tolist()
+            for i in waiting:
+                at = int(offsets[len(keys) + i])
+                b_known[i] = min(b_known[i], _INDEX.unpack_from(read.data, at)[0])
+        first_seq = read.first
         b_seq = first_seq + np.arange(n, dtype=np.int64)
         layouts = []
         at = 0
         for group, code, names in zip(self._groups, codes, entity_keys, strict=True):
-            blobs = values[at : at + len(names)]
+            lengths = read.lengths[at : at + len(names)]
+            data = read.data[offsets[at] : offsets[at + len(names)]]
             at += len(names)
-            layouts.append(self._assemble(group, blobs, code, ts, b_seq, eid, b_known, events))
+            layouts.append(
+                self._assemble(group, lengths, data, code, ts, b_seq, eid, b_known, events)
+            )
         gid = np.empty((n, len(layouts)), dtype=np.int64)
         held = np.empty((n, len(layouts)), dtype=bool)
         held_top = np.empty((n, len(layouts)), dtype=np.int64)
@@ -352,11 +361,14 @@ class FeatureEngine(FeatureStep):
         out[too_late] = np.nan
         if update:
             self._write(layouts, codes, entity_keys, ids, ts, b_seq, eid, b_known, too_late)
+            if waiting:  # labels that waited for these events are now in their rows
+                self.store.write([], deletes=[pending_keys[i] for i in waiting], ttl_ms=1)
 
     def _assemble(
         self,
         group: _Group,
-        blobs: list[bytes | None],
+        lengths: npt.NDArray[np.int64],
+        data: bytes,
         code: npt.NDArray[np.int64],
         ts: npt.NDArray[np.int64],
         b_seq: npt.NDArray[np.int64],
@@ -365,9 +377,10 @@ class FeatureEngine(FeatureStep):
         events: EventColumns,
     ) -> dict[str, Any]:
         size = group.row_size
-        counts = np.fromiter((len(b) // size if b else 0 for b in blobs), np.int64, len(blobs))
-        state = np.frombuffer(b"".join(b for b in blobs if b), dtype=group.dtype)
-        s_off = np.zeros(len(blobs) + 1, dtype=np.int64)
+        counts = np.maximum(lengths, 0) // size
+        state = np.frombuffer(data, dtype=group.dtype)
+        n_keys = len(lengths)
+        s_off = np.zeros(n_keys + 1, dtype=np.int64)
         np.cumsum(counts, out=s_off[1:])
         n = len(ts)
         b_vals = np.zeros((n, group.dtype["vals"].shape[0]), dtype=np.float64)
@@ -384,9 +397,9 @@ class FeatureEngine(FeatureStep):
             "known": np.empty(m, np.int64),
             "vals": np.empty((m, b_vals.shape[1]), np.float64),
             "dvals": np.empty((m, b_dvals.shape[1]), np.uint64),
-            "seg_start": np.empty(len(blobs), np.int64),
-            "seg_end": np.empty(len(blobs), np.int64),
-            "latest": np.empty(len(blobs), np.int64),
+            "seg_start": np.empty(n_keys, np.int64),
+            "seg_end": np.empty(n_keys, np.int64),
+            "latest": np.empty(n_keys, np.int64),
             "qrow": np.empty(n, np.int64),
             "held": np.zeros(n, dtype=bool),
             "held_top": np.zeros(n, dtype=np.int64),
@@ -446,7 +459,7 @@ class FeatureEngine(FeatureStep):
             new_any |= new
             chosen = np.flatnonzero(new)
             if spec.has_labels:
-                index_parts.append([names[c] for c in code])
+                index_parts.append([names[c] for c in code.tolist()])
             if not len(chosen):
                 continue
             order = chosen[np.argsort(code[chosen], kind="stable")]
@@ -462,21 +475,38 @@ class FeatureEngine(FeatureStep):
             bounds = np.flatnonzero(np.diff(entity)) + 1
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [len(order)]))
-            top = np.maximum.reduceat(ts[order], starts)
+            top = np.maximum(
+                np.maximum.reduceat(ts[order], starts), layout["latest"][entity[starts]]
+            )
+            cutoff = top - spec.horizon_ms
+            # trim lazily: an entity's rows are rewritten only when its oldest is an eighth
+            # of the horizon past the cutoff; until then older rows cost memory, not results
+            held_entities = entity[starts]
+            oldest = layout["ts"][layout["seg_start"][held_entities]]
+            merge = (oldest < cutoff - spec.horizon_ms // 8).tolist()
             size = group.row_size
-            for s, e, latest in zip(starts.tolist(), ends.tolist(), top.tolist(), strict=True):
-                e_code = int(entity[s])
-                cutoff = max(latest, int(layout["latest"][e_code])) - spec.horizon_ms
-                appends.append(Append(names[e_code], data[s * size : e * size], size, cutoff))
+            appends += [
+                Append(names[e], data[a * size : b * size], size, c, m)
+                for e, a, b, c, m in zip(
+                    held_entities.tolist(),
+                    starts.tolist(),
+                    ends.tolist(),
+                    cutoff.tolist(),
+                    merge,
+                    strict=True,
+                )
+            ]
         puts: dict[str, bytes] = {}
-        deletes: list[str] = []
         if spec.has_labels:
-            for i in np.flatnonzero(new_any).tolist():
-                keys = "\x1f".join(part[i] for part in index_parts)
-                puts[f"{self._prefix}i|{ids[i]}"] = _INDEX.pack(int(ts[i])) + keys.encode()
-                deletes.append(f"{self._prefix}p|{ids[i]}")
+            indexed = np.flatnonzero(new_any).tolist()
+            index, pack = f"{self._prefix}i|", _INDEX.pack
+            stamps = ts.tolist()
+            puts = {
+                index + ids[i]: pack(stamps[i]) + "\x1f".join([p[i] for p in index_parts]).encode()
+                for i in indexed
+            }
         if appends or puts:
-            self.store.write(appends, puts=puts, deletes=deletes, ttl_ms=spec.horizon_ms)
+            self.store.write(appends, puts=puts, ttl_ms=spec.horizon_ms)
 
     def _batch_labels(
         self, ids: npt.NDArray[np.object_], labels: LabelColumns, b_known: npt.NDArray[np.int64]

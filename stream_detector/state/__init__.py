@@ -6,7 +6,14 @@ replicas of a consumer group) follow the contract of :class:`StateStore`.
 
 from __future__ import annotations
 
-from stream_detector.state.base import HEADER_BYTES, Append, StateStore, StoreCounters, merge_rows
+from stream_detector.state.base import (
+    HEADER_BYTES,
+    Append,
+    StateRead,
+    StateStore,
+    StoreCounters,
+    merge_rows,
+)
 from stream_detector.state.memory import MemoryStore
 from stream_detector.state.redis import RedisStore
 
@@ -15,6 +22,7 @@ __all__ = [
     "Append",
     "MemoryStore",
     "RedisStore",
+    "StateRead",
     "StateStore",
     "StoreCounters",
     "merge_rows",

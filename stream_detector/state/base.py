@@ -22,15 +22,18 @@ import abc
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["HEADER_BYTES", "Append", "StateStore", "StoreCounters", "merge_rows"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["HEADER_BYTES", "Append", "StateRead", "StateStore", "StoreCounters", "merge_rows"]
 
 HEADER_BYTES = 24
 """Bytes of a row's header: timestamp, sequence, event hash."""
 
 
-@dataclass(frozen=True)
-class Append:
+class Append(NamedTuple):
     """Rows to append under one key.
 
     Parameters
@@ -43,12 +46,56 @@ class Append:
         Bytes per row, header included.
     cutoff_ms
         After the append, leading rows with a timestamp below this are dropped.
+    merge
+        ``False`` when the writer read the key in this batch, found none of the rows held and
+        nothing older than the cutoff: a store may then append without reading the key back
+        (rows are then appended as they are and nothing is dropped).
     """
 
     key: str
     rows: bytes
     row_size: int
     cutoff_ms: int
+    merge: bool = True
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """The answer to a read: every key's value, concatenated, and the sequences reserved.
+
+    Attributes
+    ----------
+    lengths
+        Bytes of each key's value, in the order of the keys; -1 when the key is absent.
+    data
+        The values present, concatenated in the order of the keys.
+    first
+        The first of the arrival sequence numbers reserved.
+
+    Examples
+    --------
+    >>> read = StateRead(np.array([2, -1, 1]), b"abc", 7)
+    >>> read.values(), read.offsets().tolist()
+    ([b'ab', None, b'c'], [0, 2, 2, 3])
+    """
+
+    lengths: npt.NDArray[np.int64]
+    data: bytes
+    first: int = 0
+
+    def offsets(self) -> npt.NDArray[np.int64]:
+        """Where each key's value starts in :attr:`data`, and the end."""
+        offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(np.maximum(self.lengths, 0), out=offsets[1:])
+        return offsets
+
+    def values(self) -> list[bytes | None]:
+        """Each key's value, ``None`` when absent."""
+        at = self.offsets().tolist()
+        return [
+            None if n < 0 else self.data[at[i] : at[i + 1]]
+            for i, n in enumerate(self.lengths.tolist())
+        ]
 
 
 @dataclass
@@ -94,9 +141,9 @@ class StateStore(abc.ABC):
     counters: StoreCounters
 
     @abc.abstractmethod
-    def read(self, keys: Sequence[str], *, reserve: int = 0) -> tuple[list[bytes | None], int]:
-        """The values of ``keys`` (``None`` when absent) and the first of ``reserve`` new
-        arrival sequence numbers (increasing, never handed out twice), in one round trip."""
+    def read(self, keys: Sequence[str], *, reserve: int = 0) -> StateRead:
+        """The values of ``keys`` and the first of ``reserve`` new arrival sequence numbers
+        (increasing, never handed out twice), in one round trip."""
 
     @abc.abstractmethod
     def write(

@@ -3,8 +3,8 @@
 Each entity is one Redis string of fixed-width rows; appending runs server-side in one Lua
 script per batch (atomic: skips rows already held, drops rows older than the cutoff, sets the
 TTL), so two replicas appending to the same entity never lose each other's rows and a batch
-replayed after a crash adds nothing. A batch costs two round trips: one pipeline to read
-(``MGET`` of its entities, ``INCRBY`` of the arrival sequence), one to write (the script).
+replayed after a crash adds nothing. A batch costs two round trips, each one Lua script: one to
+read (every entity's rows, and the arrival sequence reserved with ``INCRBY``), one to write.
 Keys are ``<key_prefix><spec digest>|...``: state written under one feature spec is never
 read under another.
 """
@@ -14,57 +14,75 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from stream_detector.errors import StateStoreError
-from stream_detector.state.base import Append, StateStore, StoreCounters
+from stream_detector.state.base import Append, StateRead, StateStore, StoreCounters
 
 __all__ = ["RedisStore"]
 
-_APPEND = """
-local ttl = ARGV[1]
-local n_appends = tonumber(ARGV[2])
-local n_puts = tonumber(ARGV[3])
-local a = 4
-for i = 1, n_appends do
-  local key = KEYS[i]
-  local size = tonumber(ARGV[a])
-  local rows = ARGV[a + 1]
-  local cutoff = tonumber(ARGV[a + 2])
-  a = a + 3
-  local cur = redis.call('GET', key) or ''
-  local parts = {cur}
-  for off = 1, #rows, size do
-    local row = string.sub(rows, off, off + size - 1)
-    local eid = string.sub(row, 17, 24)
-    local label = string.byte(row, 16) >= 128
-    local held = false
-    local init = 1
-    while true do
-      local at = string.find(cur, eid, init, true)
-      if not at then break end
-      if at >= 17 and (at - 17) % size == 0 and ((string.byte(cur, at - 1) >= 128) == label) then
-        held = true
-        break
-      end
-      init = at + 1
-    end
-    if not held then parts[#parts + 1] = row end
-  end
-  cur = table.concat(parts)
-  local drop = 0
-  while drop < #cur and struct.unpack('<i8', cur, drop + 1) < cutoff do drop = drop + size end
-  if drop > 0 then cur = string.sub(cur, drop + 1) end
-  if #cur > 0 then
-    redis.call('SET', key, cur, 'PX', ttl)
+# Keys travel as one argument (each ends with a NUL byte), rows as another: packing thousands of
+# arguments one by one would cost the client more than the server's work. Keys are named in
+# the arguments, not KEYS: the store needs a single Redis server (or one shard), not a cluster.
+# Rows and keys travel as a few large arguments: packing thousands of arguments one by one
+# would cost the client more than the server's work. An append is APPEND and PEXPIRE; only a
+# key the client marks (rows to drop, or possibly held rows) is read back, merged and rewritten.
+# Keys are named in the arguments, not KEYS: the store needs a single Redis server (or one
+# shard), not a cluster.
+_WRITE = r"""
+local ttl, prefix, rows = ARGV[1], ARGV[2], ARGV[5]
+local keys = {}
+for key in string.gmatch(ARGV[3], "([^%z]+)%z") do keys[#keys + 1] = prefix .. key end
+local k, pos = 1, 1
+for size, nbytes, cutoff, merge in string.gmatch(ARGV[4], "(%d+),(%d+),(-?%d+),(%d)\n") do
+  size, nbytes, cutoff = tonumber(size), tonumber(nbytes), tonumber(cutoff)
+  local key = keys[k]
+  k = k + 1
+  if merge == "0" then
+    if nbytes > 0 then redis.call('APPEND', key, string.sub(rows, pos, pos + nbytes - 1)) end
+    redis.call('PEXPIRE', key, ttl)
   else
-    redis.call('DEL', key)
+    local cur = redis.call('GET', key) or ''
+    local parts = {cur}
+    for off = pos, pos + nbytes - 1, size do
+      local row = string.sub(rows, off, off + size - 1)
+      local eid = string.sub(row, 17, 24)
+      local label = string.byte(row, 16) >= 128
+      local held = false
+      local init = 1
+      while #cur > 0 do
+        local at = string.find(cur, eid, init, true)
+        if not at then break end
+        if at >= 17 and (at - 17) % size == 0 and ((string.byte(cur, at - 1) >= 128) == label) then
+          held = true
+          break
+        end
+        init = at + 1
+      end
+      if not held then parts[#parts + 1] = row end
+    end
+    local all = table.concat(parts)
+    local drop = 0
+    while drop < #all and struct.unpack('<i8', all, drop + 1) < cutoff do drop = drop + size end
+    if drop < #all then
+      redis.call('SET', key, drop > 0 and string.sub(all, drop + 1) or all, 'PX', ttl)
+    elseif #cur > 0 then
+      redis.call('DEL', key)
+    end
   end
+  pos = pos + nbytes
 end
-for i = n_appends + 1, n_appends + n_puts do
-  redis.call('SET', KEYS[i], ARGV[a], 'PX', ttl)
-  a = a + 1
+local others = {}
+for key in string.gmatch(ARGV[8], "([^%z]+)%z") do others[#others + 1] = prefix .. key end
+k, pos = 1, 1
+for vlen in string.gmatch(ARGV[6], "(%d+)\n") do
+  vlen = tonumber(vlen)
+  redis.call('SET', others[k], string.sub(ARGV[7], pos, pos + vlen - 1), 'PX', ttl)
+  pos = pos + vlen
+  k = k + 1
 end
-for i = n_appends + n_puts + 1, #KEYS do
-  redis.call('DEL', KEYS[i])
+for i = k, #others, 1000 do
+  redis.call('DEL', unpack(others, i, math.min(i + 999, #others)))
 end
 return redis.call('DBSIZE')
 """
@@ -115,14 +133,13 @@ class RedisStore(StateStore):
             kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         )
         self.address = f"{where}/{kwargs.get('db', 0)}"
-        self._script = self._client.register_script(_APPEND)
-        self._sequence_key = f"{key_prefix}sequence"
+        self._writer = self._client.register_script(_WRITE)
         self._size = 0
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
-    def read(self, keys: Sequence[str], *, reserve: int = 0) -> tuple[list[bytes | None], int]:
+    def read(self, keys: Sequence[str], *, reserve: int = 0) -> StateRead:
         if not keys and not reserve:
-            return [], 0
+            return StateRead(np.zeros(0, dtype=np.int64), b"", 0)
         prefix = self.key_prefix
         try:
             with self.counters.timed():
@@ -130,13 +147,14 @@ class RedisStore(StateStore):
                 if keys:
                     pipe.mget([prefix + key for key in keys])
                 if reserve:
-                    pipe.incrby(self._sequence_key, reserve)
+                    pipe.incrby(f"{prefix}sequence", reserve)
                 results = pipe.execute()
         except self._errors as exc:
             raise self._error(exc) from exc
         values: list[bytes | None] = results[0] if keys else []
+        lengths = np.fromiter((-1 if v is None else len(v) for v in values), np.int64, len(values))
         first = int(results[-1]) - reserve if reserve else 0
-        return values, first
+        return StateRead(lengths, b"".join([v for v in values if v]), first)
 
     def write(
         self,
@@ -149,17 +167,22 @@ class RedisStore(StateStore):
         puts = puts or {}
         if not (appends or puts or deletes):
             return
-        prefix = self.key_prefix
-        keys = [prefix + item.key for item in appends]
-        keys += [prefix + key for key in puts]
-        keys += [prefix + key for key in deletes]
-        args: list[Any] = [max(int(ttl_ms), 1), len(appends), len(puts)]
-        for item in appends:
-            args += [item.row_size, item.rows, item.cutoff_ms]
-        args += list(puts.values())
+        others = [*puts, *deletes]
+        args: list[bytes | str | int] = [
+            max(int(ttl_ms), 1),
+            self.key_prefix,
+            "".join([f"{item.key}\0" for item in appends]).encode(),
+            "".join(
+                [f"{a.row_size},{len(a.rows)},{a.cutoff_ms},{int(a.merge)}\n" for a in appends]
+            ),
+            b"".join([item.rows for item in appends]),
+            "".join([f"{len(value)}\n" for value in puts.values()]),
+            b"".join(puts.values()),
+            "".join([f"{key}\0" for key in others]).encode(),
+        ]
         try:
             with self.counters.timed():
-                self._size = int(self._script(keys=keys, args=args))
+                self._size = int(self._writer(args=args))
         except self._errors as exc:
             raise self._error(exc) from exc
 

@@ -193,14 +193,14 @@ def test_the_same_batch_twice_gives_the_same_features_and_state() -> None:
     assert np.isnan(once[3]).all()  # d is 2 h behind c: too late
     store = eng.store
     assert isinstance(store, MemoryStore)
-    state = dict(store._values)
+    state = {key: bytes(value) for key, value in store._values.items()}
     # a replay after a crash: both batches again, then as one batch
     again = np.vstack([eng.transform(first), eng.transform(second)])
     merged = {k: np.concatenate([first[k], second[k]]) for k in first}
     joined = eng.transform(merged)
     np.testing.assert_array_equal(again, once)
     np.testing.assert_array_equal(joined, once)
-    assert dict(store._values) == state
+    assert {key: bytes(value) for key, value in store._values.items()} == state
 
 
 def test_state_older_than_the_horizon_is_expired() -> None:

@@ -38,9 +38,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
 
 
 def test_reads_answer_every_key_and_reserve_sequences(store: StateStore) -> None:
-    values, first = store.read(["a", "b"], reserve=3)
+    read = store.read(["a", "b"], reserve=3)
+    values, first = read.values(), read.first
     assert values == [None, None]
-    _, second = store.read(["a"], reserve=2)
+    second = store.read(["a"], reserve=2).first
     assert second == first + 3
     assert store.counters.round_trips == 2
 
@@ -50,7 +51,7 @@ def test_appends_are_idempotent_by_kind_and_event(store: StateStore) -> None:
     # the same events again (a replay), and a label row (negative sequence) for event 9
     store.write([Append("e", row(5, 7, 9) + row(6, 8, 8) + row(5, -1, 9), 24, 0)], ttl_ms=60_000)
     store.write([Append("e", row(5, -1, 9), 24, 0)], ttl_ms=60_000)
-    (blob,), _ = store.read(["e"])
+    (blob,) = store.read(["e"]).values()
     assert rows_of(blob) == [(5, 1, 9), (6, 2, 8), (5, -1, 9)]
 
 
@@ -58,18 +59,18 @@ def test_leading_rows_older_than_the_cutoff_are_dropped(store: StateStore) -> No
     wide = b"\x01" * 16
     store.write([Append("e", row(1, 1, 1, wide) + row(3, 2, 2, wide), 40, 0)], ttl_ms=60_000)
     store.write([Append("e", row(4, 3, 3, wide), 40, 2)], ttl_ms=60_000)
-    (blob,), _ = store.read(["e"])
+    (blob,) = store.read(["e"]).values()
     assert rows_of(blob, 40) == [(3, 2, 2), (4, 3, 3)]
     assert blob is not None
     assert blob[24:40] == wide
     store.write([Append("e", b"", 40, 10)], ttl_ms=60_000)
-    assert store.read(["e"])[0] == [None]
+    assert store.read(["e"]).values() == [None]
 
 
 def test_small_values_are_set_and_deleted(store: StateStore) -> None:
     store.write([], puts={"x": b"1", "y": b"2"}, ttl_ms=60_000)
     store.write([], deletes=["x"], ttl_ms=60_000)
-    assert store.read(["x", "y"])[0] == [None, b"2"]
+    assert store.read(["x", "y"]).values() == [None, b"2"]
     assert store.size() >= 1
 
 
