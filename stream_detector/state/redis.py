@@ -1,9 +1,12 @@
 """The Redis state store: survives restarts of ``serve`` and is shared by its replicas.
 
 Each entity is one Redis string of fixed-width rows; appending runs server-side in one Lua
-script per batch (atomic: skips rows already held, drops rows older than the cutoff, sets the
-TTL), so two replicas appending to the same entity never lose each other's rows and a batch
-replayed after a crash adds nothing. A batch costs two round trips, each one Lua script: one to
+script per batch (atomic: ``APPEND``, or, when rows must be dropped, a merge that skips rows
+already held and drops rows older than the cutoff; then the TTL), so two replicas appending to
+the same entity never lose each other's rows, and a batch replayed after a crash adds nothing:
+the engine sends only the events it did not find held when it read. (Two replicas processing
+the same event at the same moment, which a consumer group does not do outside a rebalance,
+could both append it until the entity's next merge.) A batch costs two round trips, each one Lua script: one to
 read (every entity's rows, and the arrival sequence reserved with ``INCRBY``), one to write.
 Keys are ``<key_prefix><spec digest>|...``: state written under one feature spec is never
 read under another.
