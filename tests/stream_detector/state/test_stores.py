@@ -77,6 +77,13 @@ def test_an_append_without_merge_adds_the_rows_as_they_are(store: StateStore) ->
     assert rows_of(blob) == [(6, 3, 3)]
 
 
+def test_keys_with_nul_bytes_do_not_shift_the_others(store: StateStore) -> None:
+    store.write(
+        [Append("a\0b", row(1, 1, 1), 24, 0), Append("c", row(2, 2, 2), 24, 0)], ttl_ms=60_000
+    )
+    assert rows_of(store.read(["c"]).values()[0]) == [(2, 2, 2)]
+
+
 def test_small_values_are_set_and_deleted(store: StateStore) -> None:
     store.write([], puts={"x": b"1", "y": b"2"}, ttl_ms=60_000)
     store.write([], deletes=["x"], ttl_ms=60_000)
