@@ -45,6 +45,7 @@ label became known). Only confirmed frauds (label 1) change features."""
 
 _MIN = np.iinfo(np.int64).min
 _INDEX = struct.Struct("<q")
+_PENDING = np.dtype([("ts", "<i8"), ("seq", "<i8"), ("eid", "<u8")])  # ts: when known
 
 
 @dataclass(frozen=True)
@@ -247,10 +248,14 @@ class FeatureEngine(FeatureStep):
         found = self.store.read(index_keys).values()
         eids = _hash(ids)
         appends: list[Append] = []
-        pending: dict[str, bytes] = {}
+        waiting = [i for i, entry in enumerate(found) if entry is None]
+        if waiting:  # labels before their events: one list the batches read
+            rows = np.zeros(len(waiting), dtype=_PENDING)
+            rows["ts"], rows["eid"] = known[waiting], eids[waiting]
+            cutoff = int(known.max()) - self.spec.horizon_ms
+            appends.append(Append(f"{self._prefix}p", rows.tobytes(), _PENDING.itemsize, cutoff))
         for i, entry in enumerate(found):
             if entry is None:
-                pending[f"{self._prefix}p|{ids[i]}"] = _INDEX.pack(int(known[i]))
                 continue
             (event_ts,) = _INDEX.unpack_from(entry)
             for key in entry[8:].decode().split("\x1f"):
@@ -258,7 +263,7 @@ class FeatureEngine(FeatureStep):
                 row = np.zeros(1, dtype=group.dtype)
                 row["ts"], row["seq"], row["eid"], row["known"] = event_ts, -1, eids[i], known[i]
                 appends.append(Append(key, row.tobytes(), group.row_size, _MIN))
-        self.store.write(appends, puts=pending, ttl_ms=self.spec.horizon_ms)
+        self.store.write(appends, ttl_ms=self.spec.horizon_ms)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -299,16 +304,15 @@ class FeatureEngine(FeatureStep):
             codes.append(code.astype(np.int64))
             entity_keys.append(names)
             keys += names
-        pending = f"{self._prefix}p|"
-        pending_keys = [pending + i for i in ids] if spec.has_labels else []
+        pending_keys = [f"{self._prefix}p"] if spec.has_labels else []
         read = self.store.read(keys + pending_keys, reserve=n)
         offsets = read.offsets()
-        waiting: list[int] = []
-        if pending_keys:
-            waiting = np.flatnonzero(read.lengths[len(keys) :] >= 0).tolist()
-            for i in waiting:
-                at = int(offsets[len(keys) + i])
-                b_known[i] = min(b_known[i], _INDEX.unpack_from(read.data, at)[0])
+        if pending_keys and read.lengths[-1] > 0:
+            waiting = np.frombuffer(read.data[offsets[-2] :], dtype=_PENDING)
+            waiting = waiting[np.unique(waiting["eid"], return_index=True)[1]]
+            where = pd.Index(waiting["eid"]).get_indexer(eid)
+            found = where >= 0
+            b_known[found] = np.minimum(b_known[found], waiting["ts"][where[found]])
         first_seq = read.first
         b_seq = first_seq + np.arange(n, dtype=np.int64)
         layouts = []
@@ -361,8 +365,6 @@ class FeatureEngine(FeatureStep):
         out[too_late] = np.nan
         if update:
             self._write(layouts, codes, entity_keys, ids, ts, b_seq, eid, b_known, too_late)
-            if waiting:  # labels that waited for these events are now in their rows
-                self.store.write([], deletes=[pending_keys[i] for i in waiting], ttl_ms=1)
 
     def _assemble(
         self,

@@ -1,9 +1,12 @@
 """The Redis state store: survives restarts of ``serve`` and is shared by its replicas.
 
 Each entity is one Redis string of fixed-width rows; appending runs server-side in one Lua
-script per batch (atomic: skips rows already held, drops rows older than the cutoff, sets the
-TTL), so two replicas appending to the same entity never lose each other's rows and a batch
-replayed after a crash adds nothing. A batch costs two round trips, each one Lua script: one to
+script per batch (atomic: ``APPEND``, or, when rows must be dropped, a merge that skips rows
+already held and drops rows older than the cutoff; then the TTL), so two replicas appending to
+the same entity never lose each other's rows, and a batch replayed after a crash adds nothing:
+the engine sends only the events it did not find held when it read. (Two replicas processing
+the same event at the same moment, which a consumer group does not do outside a rebalance,
+could both append it until the entity's next merge.) A batch costs two round trips, each one Lua script: one to
 read (every entity's rows, and the arrival sequence reserved with ``INCRBY``), one to write.
 Keys are ``<key_prefix><spec digest>|...``: state written under one feature spec is never
 read under another.
@@ -171,14 +174,14 @@ class RedisStore(StateStore):
         args: list[bytes | str | int] = [
             max(int(ttl_ms), 1),
             self.key_prefix,
-            "".join([f"{item.key}\0" for item in appends]).encode(),
+            _names([item.key for item in appends]),
             "".join(
                 [f"{a.row_size},{len(a.rows)},{a.cutoff_ms},{int(a.merge)}\n" for a in appends]
             ),
             b"".join([item.rows for item in appends]),
             "".join([f"{len(value)}\n" for value in puts.values()]),
             b"".join(puts.values()),
-            "".join([f"{key}\0" for key in others]).encode(),
+            _names(others),
         ]
         try:
             with self.counters.timed():
@@ -196,3 +199,12 @@ class RedisStore(StateStore):
     def _error(self, exc: BaseException) -> StateStoreError:
         text = " ".join(str(exc).split()) or type(exc).__name__
         return StateStoreError(f"state store at {self.address}: {text}")
+
+
+def _names(keys: Sequence[str]) -> bytes:
+    """Keys as one argument, each ending with NUL (a NUL or an empty key is replaced, so that
+    hostile values cannot shift the keys that follow)."""
+    text = "".join([f"{key}\0" for key in keys])
+    if text.count("\0") != len(keys) or "\0\0" in text or text.startswith("\0"):
+        text = "".join([f"{key.replace(chr(0), chr(0xFFFD)) or chr(0xFFFD)}\0" for key in keys])
+    return text.encode()

@@ -67,6 +67,23 @@ def test_leading_rows_older_than_the_cutoff_are_dropped(store: StateStore) -> No
     assert store.read(["e"]).values() == [None]
 
 
+def test_an_append_without_merge_adds_the_rows_as_they_are(store: StateStore) -> None:
+    store.write([Append("e", row(1, 1, 1), 24, 0)], ttl_ms=60_000)
+    store.write([Append("e", row(2, 2, 2), 24, 5, merge=False)], ttl_ms=60_000)
+    (blob,) = store.read(["e"]).values()
+    assert rows_of(blob) == [(1, 1, 1), (2, 2, 2)]  # nothing dropped: the writer said so
+    store.write([Append("e", row(6, 3, 3), 24, 5)], ttl_ms=60_000)
+    (blob,) = store.read(["e"]).values()
+    assert rows_of(blob) == [(6, 3, 3)]
+
+
+def test_keys_with_nul_bytes_do_not_shift_the_others(store: StateStore) -> None:
+    store.write(
+        [Append("a\0b", row(1, 1, 1), 24, 0), Append("c", row(2, 2, 2), 24, 0)], ttl_ms=60_000
+    )
+    assert rows_of(store.read(["c"]).values()[0]) == [(2, 2, 2)]
+
+
 def test_small_values_are_set_and_deleted(store: StateStore) -> None:
     store.write([], puts={"x": b"1", "y": b"2"}, ttl_ms=60_000)
     store.write([], deletes=["x"], ttl_ms=60_000)
