@@ -77,7 +77,7 @@ def feature_bundle(directory: Path, spec: FeatureSpec) -> Path:
     y = frame["is_fraud"].to_numpy()[order]
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
     compiled = LinearScorer.from_sklearn(model)
-    threshold = float(np.quantile(compiled.score(X), 0.99))
+    threshold = float(np.quantile(compiled.score_samples(X), 0.99))
     write_bundle(
         directory,
         scorer=compiled,
