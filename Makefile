@@ -50,9 +50,10 @@ bench: $(STAMP)  ## run every script in benchmarks/ (they print their own ratios
 	if [ -z "$$scripts" ]; then echo "no benchmarks in benchmarks/"; exit 0; fi; \
 	for script in $$scripts; do echo "== $$script"; $(BIN)/python $$script; done
 
-clean:  ## remove caches, build output and demo/report output (keeps .venv)
+clean:  ## remove caches, build output, demo/report output and the README session's files (keeps .venv)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis \
-		demo-output reports
+		demo-output reports models session history.csv live.jsonl live-labels.jsonl live.csv \
+		decisions.jsonl
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean  ## also remove .venv

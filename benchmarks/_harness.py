@@ -11,31 +11,19 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
 import yaml
-from sklearn.ensemble import IsolationForest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from stream_detector.bundle import write_bundle
 from stream_detector.devbroker import free_port
-from stream_detector.scoring import IsolationForestScorer, LinearScorer, Scorer
 from stream_detector.simulate import DEFAULT_FEATURES, EVENT_COLUMNS, TransactionSimulator
-
-ScorerName = Literal["linear", "isolation_forest"]
+from stream_detector.testing.bundles import BundleScorer, write_test_bundle
+from stream_detector.testing.serve import ServeProcess as SharedServeProcess
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -46,33 +34,12 @@ def history() -> dict[str, np.ndarray]:
     return TransactionSimulator.from_preset("demo", random_state=0).generate().columns
 
 
-def make_bundle(directory: Path, scorer: ScorerName = "linear") -> Path:
+def make_bundle(directory: Path, scorer: BundleScorer = "linear") -> Path:
     """Fit a model on the simulator's history and write its bundle to ``directory``."""
     columns = history()
     X = np.column_stack([columns[f] for f in DEFAULT_FEATURES]).astype(np.float64)
     y = columns["is_fraud"].astype(int)
-    compiled: Scorer
-    if scorer == "linear":
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-        compiled = LinearScorer.from_sklearn(model)
-    else:
-        forest = IsolationForest(n_estimators=100, random_state=0).fit(X)
-        compiled = IsolationForestScorer.from_sklearn(forest)
-    threshold = float(np.quantile(compiled.score_samples(X), 0.99))
-    write_bundle(
-        directory,
-        scorer=compiled,
-        features=DEFAULT_FEATURES,
-        label="is_fraud",
-        technique="none",
-        scorer_name="classifier" if scorer == "linear" else "anomaly",
-        threshold=threshold,
-        threshold_policy=f"fixed:{threshold:.6f}",
-        class_prior_train=float(y.mean()),
-        metrics={"pr_auc": 0.0, "roc_auc": 0.0, "precision": 0.0, "recall": 0.0},
-        reference=np.median(X, axis=0),
-    )
-    return directory
+    return write_test_bundle(directory, X, y, DEFAULT_FEATURES, alert_share=0.01, scorer=scorer)
 
 
 class EventSource:
@@ -118,11 +85,8 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-_SAMPLE = re.compile(rb"^(stream_detector_[a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+|NaN)$", re.M)
-
-
-class ServeProcess:
-    """``stream-detector serve`` in a child process, watched through its ``/metrics``."""
+class ServeProcess(SharedServeProcess):
+    """``stream-detector serve`` started at once from a YAML config, watched through ``/metrics``."""
 
     def __init__(
         self,
@@ -136,7 +100,7 @@ class ServeProcess:
         settings: Mapping[str, Any] | None = None,
         name: str = "serve",
     ) -> None:
-        self.port = free_port()
+        port = free_port()
         config: dict[str, Any] = {
             "kafka": {"bootstrap_servers": bootstrap_servers, "connect_timeout_s": 30},
             "topics": dict(topics),
@@ -145,7 +109,7 @@ class ServeProcess:
                 "session_timeout_ms": 6000,
                 "heartbeat_interval_ms": 1000,
             },
-            "metrics": {"host": "127.0.0.1", "port": self.port},
+            "metrics": {"host": "127.0.0.1", "port": port},
             "model": str(model),
             "decisions_enabled": decisions,
         }
@@ -157,27 +121,28 @@ class ServeProcess:
         self.config_path = workdir / f"{name}-{group_id}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.name = name
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream_detector", "serve", "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_DETECTOR_")}
+        super().__init__(
+            model,
+            bootstrap_servers,
+            group_id,
+            env,
+            workdir / f"{name}-{group_id}.log",
+            metrics_port=port,
+            extra_args=["--config", str(self.config_path)],
         )
+        self.start()
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def port(self) -> int:
+        return self.metrics_port
 
     def scrape(self) -> dict[str, float]:
         """``/metrics`` as ``{name or name{labels}: value}``; empty while it is not up."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                body = r.read()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        found = super().scrape()
+        if not found:
             self.check_alive()
-            return {}
-        return {(m[1] + (m[2] or b"")).decode(): float(m[3]) for m in _SAMPLE.finditer(body)}
+        return found
 
     def events_total(self) -> int:
         return int(self.scrape().get("stream_detector_events_total", 0))
@@ -188,35 +153,23 @@ class ServeProcess:
         return sorted(int(m[1]) for k in self.scrape() if (m := found.match(k)))
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
-                return r.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            self.check_alive()
-            return False
+        if self.get("/readyz", timeout=5) == 200:
+            return True
+        self.check_alive()
+        return False
 
     def check_alive(self) -> None:
-        code = self.process.poll()
-        if code is not None:
+        if not self.alive():
+            code = self.proc.returncode if self.proc is not None else None
             raise SystemExit(f"{self.name} exited with code {code}:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        self._log.flush()
-        self._log.seek(0)
-        text = self._log.read().decode("utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (finish the batch, commit, close), then wait; kill if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+        code = self.term(timeout)
+        if code is None:
+            self.ensure_dead()
+        assert self.proc is not None
+        return int(self.proc.returncode)
 
 
 def wait_until(condition: Any, *, timeout: float, what: str, interval: float = 0.05) -> None:

@@ -1,12 +1,17 @@
 """The fault harness in full: every scenario of the reliability issue, at full size.
 
 Runs the real service against the embedded broker under each fault, hands everything found on
-the output topics to the checker of ``tests/faults/``, and prints one line per scenario and
+the output topics to the checker (``stream_detector.testing.faults``), and prints one line per scenario and
 the figures: kills survived, events checked, bad inputs tried, the start-up cost of duplicate
 suppression, and memory under a 10x burst. ``make test`` runs smaller variants of the same
 scenarios (``tests/faults/``).
 
-    python benchmarks/faults.py [--only kill,hostile,...] [--kills 24] [--seed 0]
+    python benchmarks/faults.py [--broker tansu|apache] [--only kill,hostile,...] [--kills 24]
+                                [--eos-kills 24] [--seed 0]
+
+``--broker apache`` runs every scenario on Apache Kafka (Java 17+; see ``stream-detector
+broker --kind apache``) and adds ``exactly_once``: ``processing_guarantee: exactly_once``
+under ``--eos-kills`` kills and a fenced zombie, read back with ``read_committed``.
 
 Exit code 1 if any scenario loses an event, doubles an alert or misroutes a message.
 Timings are wall clock on a shared machine; the load average is printed.
@@ -28,35 +33,34 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from stream_detector.cli import main as cli_main  # noqa: E402
-from stream_detector.devbroker import EmbeddedBroker  # noqa: E402
-from tests.faults.attacks import ATTACKS  # noqa: E402
-from tests.faults.harness import (  # noqa: E402
+from stream_detector.cli import main as cli_main
+from stream_detector.devbroker import DevBroker, make_broker
+from stream_detector.testing.faults.attacks import ATTACKS
+from stream_detector.testing.faults.harness import (
     FaultTopics,
-    ServeProcess,
     StreamProducer,
     make_stream,
     serve_env,
     write_fault_bundle,
 )
-from tests.faults.hostile import Hostile, HostileService, hostile_messages  # noqa: E402
-from tests.faults.scenarios import (  # noqa: E402
+from stream_detector.testing.faults.hostile import Hostile, HostileService, hostile_messages
+from stream_detector.testing.faults.scenarios import (
     ScenarioResult,
+    run_exactly_once_scenario,
     run_kill_scenario,
     run_outage_scenario,
     run_replica_scenario,
     run_sigterm_scenario,
     run_slow_scenario,
 )
+from stream_detector.testing.serve import ServeProcess
 
 SCENARIOS = (
     "kill",
+    "exactly_once",
     "replicas",
     "sigterm",
     "outage",
@@ -72,9 +76,9 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def hostile(broker: EmbeddedBroker, bundle: Path, examples: int) -> ScenarioResult:
+def hostile(broker: DevBroker, bundle: Path, examples: int) -> ScenarioResult:
     """Scenario 6: hypothesis-generated hostile messages, then one of 10 MB."""
-    from tests.faults.checker import Report
+    from stream_detector.testing.faults.checker import Report
 
     started = time.monotonic()
     service = HostileService(broker, bundle).start()
@@ -166,7 +170,7 @@ def bundle_attacks(bundle: Path, workdir: Path) -> list[str]:
     return problems
 
 
-def dedupe_cost(broker: EmbeddedBroker) -> list[tuple[int, int, int, float]]:
+def dedupe_cost(broker: DevBroker) -> list[tuple[int, int, int, float]]:
     """Seconds to read back alert ids, by alerts on the topic and records read per partition."""
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -197,7 +201,7 @@ def dedupe_cost(broker: EmbeddedBroker) -> list[tuple[int, int, int, float]]:
 
 
 def burst(
-    broker: EmbeddedBroker, bundle: Path, workdir: Path, *, rate: float, seconds: float
+    broker: DevBroker, bundle: Path, workdir: Path, *, rate: float, seconds: float
 ) -> dict[str, float]:
     """Peak RSS of ``serve`` at a steady rate, then at 10x that rate (a backlog builds)."""
     topics = FaultTopics.fresh(events=4).create(broker)
@@ -276,7 +280,9 @@ def _rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--broker", choices=("tansu", "apache"), default="tansu")
     parser.add_argument("--kills", type=int, default=24)
+    parser.add_argument("--eos-kills", type=int, default=24, help="kills of exactly_once")
     parser.add_argument("--hostile-examples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -294,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         say(f"  {line}")
 
-    strict = {"SIGTERM", "slow processing", "hostile input"}
+    strict = {"SIGTERM", "slow processing", "hostile input", "exactly-once kill -9"}
+    say(f"broker: {args.broker}")
 
     def run(name: str, scenario: Callable[[], ScenarioResult]) -> None:
         if name not in only:
@@ -311,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             problems.append(result.report.details())
 
-    with EmbeddedBroker() as broker:
+    with make_broker(args.broker) as broker:
         run(
             "kill",
             lambda: run_kill_scenario(
@@ -325,6 +332,19 @@ def main(argv: list[str] | None = None) -> int:
                 log=log,
             ),
         )
+        if args.broker == "apache":  # Tansu shows aborted records to read_committed readers
+            run(
+                "exactly_once",
+                lambda: run_exactly_once_scenario(
+                    broker,
+                    bundle,
+                    workdir,
+                    n_events=8_000,
+                    kills=args.eos_kills,
+                    seed=args.seed,
+                    log=log,
+                ),
+            )
         run(
             "replicas",
             lambda: run_replica_scenario(
@@ -382,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             n_events=6_000,
             rate=800.0,
             outage_s=5.0,
-            give_up_after_s=15.0,
+            # An Apache Kafka broker takes longer to come back than Tansu.
+            give_up_after_s=15.0 if args.broker == "tansu" else 120.0,
             seed=args.seed,
+            kind=args.broker,
             log=log,
         ),
     )

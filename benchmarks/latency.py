@@ -71,7 +71,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from stream_detector.config import DetectorSettings
-from stream_detector.devbroker import EmbeddedBroker
+from stream_detector.devbroker import DevBroker, make_broker
 
 _PARTITIONS = 4
 _GOAL_P99_MS = 50.0
@@ -199,7 +199,7 @@ class Stage:
     def __init__(
         self,
         name: str,
-        broker: EmbeddedBroker,
+        broker: DevBroker,
         bundle: Path,
         workdir: Path,
         fmw: int,
@@ -265,13 +265,13 @@ def run_stage(
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One stage on a fresh broker: latencies (ms, after warm-up) and the RSS samples."""
-    with EmbeddedBroker() as broker:
+    with make_broker(args.broker) as broker:
         return _run_stage(args, broker, bundle, workdir, rate, stage_name, duration, settings)
 
 
 def _run_stage(
     args: argparse.Namespace,
-    broker: EmbeddedBroker,
+    broker: DevBroker,
     bundle: Path,
     workdir: Path,
     rate: int,
@@ -374,6 +374,12 @@ def report(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--broker",
+        choices=("tansu", "apache"),
+        default="tansu",
+        help="the development broker: tansu (embedded) or apache (Apache Kafka, Java 17+)",
+    )
+    parser.add_argument(
         "--rates", type=int, nargs="*", default=[1000, 5000], help="none: only the memory run"
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per stage")
@@ -403,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         bundle = make_bundle(Path(tmp) / "model", args.scorer)
         print(
             f"rates {args.rates} events/s; {args.rounds} round(s) of serve and the baseline pipe, "
-            f"{args.duration:g} s each on a fresh broker (first {args.warmup:g} s left out); "
+            f"{args.duration:g} s each on a fresh {args.broker} broker (first {args.warmup:g} s "
+            f"left out); "
             f"scorer {args.scorer}, {_PARTITIONS} partitions, consumer.fetch_max_wait_ms "
             f"{args.fetch_max_wait_ms}; load average {load_average()}",
             flush=True,

@@ -62,7 +62,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from stream_detector.config import DetectorSettings
-from stream_detector.devbroker import EmbeddedBroker
+from stream_detector.devbroker import DevBroker, make_broker
 
 _POLL_S = 0.1
 _TIMEOUT_S = 600.0
@@ -89,7 +89,7 @@ class Measurement:
 class Bench:
     """The broker, the preloaded topic and the bundle, shared by every measurement."""
 
-    def __init__(self, args: argparse.Namespace, broker: EmbeddedBroker, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, broker: DevBroker, workdir: Path) -> None:
         self.args = args
         self.broker = broker
         self.workdir = workdir
@@ -301,6 +301,12 @@ def summarize(name: str, runs: list[Measurement]) -> Measurement:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "apache"),
+        default="tansu",
+        help="the development broker: tansu (embedded) or apache (Apache Kafka, Java 17+)",
+    )
     parser.add_argument("--events", type=int, default=200_000, help="events preloaded")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is kept")
@@ -315,13 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_scale_out:
         chosen.discard("e")
 
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+    with tempfile.TemporaryDirectory() as tmp, make_broker(args.broker) as broker:
         bench = Bench(args, broker, Path(tmp))
         seconds = bench.preload()
         mean_bytes = sum(bench.sizes) / len(bench.sizes)
         print(
             f"{args.events:,} events of {mean_bytes:.0f} bytes preloaded in {seconds:.1f} s into "
-            f"{args.partitions} partitions; scorer {args.scorer}; {args.batch_size} records "
+            f"{args.partitions} partitions of a {args.broker} broker; scorer {args.scorer}; {args.batch_size} records "
             f"per poll; {args.repeat} round(s); kafka-python CRC32C: {crc32c_kind()}; "
             f"load average {load_average()}"
         )

@@ -191,15 +191,19 @@ class TrainCommand(Command):
                     "compare": settings.compare.model_copy(update={"models": (args.model_name,)})
                 }
             )
-        result = train_model(
-            args.data,
-            args.label,
-            args.out,
-            settings,
-            scorers=scorers,
-            progress=_progress(args),
-            from_compare=args.from_compare,
-        )
+        progress = _progress(args)
+        try:
+            result = train_model(
+                args.data,
+                args.label,
+                args.out,
+                settings,
+                scorers=scorers,
+                progress=progress,
+                from_compare=args.from_compare,
+            )
+        finally:
+            progress.clear()  # the last step shown, before the result or the error line
         m = result.manifest
         metrics = m.metrics
         print(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from stream_detector.progress import StatusLine
+
 __all__ = ["Progress"]
 
 
@@ -38,6 +40,7 @@ class Progress:
         self.index = 0
         self.label = ""
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._status = StatusLine(self.stream, enabled=enabled)
 
     def start(self, label: str) -> None:
         """A new candidate begins."""
@@ -67,3 +70,11 @@ class Progress:
         bar = "#" * filled + "." * (width - filled)
         self.stream.write(f"\r\x1b[K{self._prefix()}  [{bar}] fold {done}/{total}")
         self.stream.flush()
+
+    def step(self, text: str) -> None:
+        """A step after the candidates (``train``'s final fit): shown in place on a terminal."""
+        self._status.update(text, force=True)
+
+    def clear(self) -> None:
+        """Wipe the step shown last, if any."""
+        self._status.clear()

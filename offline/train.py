@@ -244,7 +244,9 @@ def train_model(
         data: its winner is trained without comparing again.
     """
     target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"--out {target} is a file; give a directory for the bundle")
+    if target.exists() and any(target.iterdir()):
         raise BundleError(f"bundle directory {target} exists and is not empty")
     ds = load_dataset(data, label, settings.data, spec=settings.features)
     _check_policy(settings, ds)
@@ -292,7 +294,11 @@ def train_model(
         log.warning("%s", choice.note)
     final = result.candidate.estimator(settings)
     final.check_labels(ds.y, where="the training data")
+    if progress is not None:
+        progress.step(f"fitting {result.candidate.name} on all {ds.n:,} rows")
     final.fit(ds.X, ds.y)
+    if progress is not None:
+        progress.step("compiling the scorer and checking it against scikit-learn")
     scorer: Scorer = final.to_scorer()
     probe = ds.X[: min(ds.n, 2000)]
     gap = float(
@@ -302,6 +308,8 @@ def train_model(
         raise RuntimeError(f"compiled scorer differs from scikit-learn by {gap:.3g}")
     if calibrator is not None:
         scorer = CalibratedScorer(scorer, calibrator)
+    if progress is not None:
+        progress.step(f"writing the bundle to {out}")
     manifest = write_bundle(
         out,
         scorer=scorer,

@@ -13,10 +13,11 @@ Every error a user can cause ends as one line on stderr and exit code 2:
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from stream_detector import __version__
 from stream_detector.command import Command
@@ -30,10 +31,48 @@ ENTRY_POINT_GROUP = "stream_detector.commands"
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2."""
+    """An ArgumentParser whose errors are one line and exit code 2.
+
+    Flags are never abbreviated (``--dat`` is not ``--data``), and a command's parser names
+    an option it does not know, with the nearest one it does, before anything else (argparse
+    would first complain about a required flag the misspelt one was meant to be).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.names_unknown_options = False
+        self._seen: list[str] = []
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._seen = list(sys.argv[1:] if args is None else args)
+        parsed, extras = super().parse_known_args(args, namespace)
+        if self.names_unknown_options and self._unknown_options():
+            self.error("")
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
+        unknown = self._unknown_options() if self.names_unknown_options else []
+        if unknown:
+            message = "unrecognized arguments: " + ", ".join(unknown)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _unknown_options(self) -> list[str]:
+        """The ``--options`` among the arguments this parser does not know, each with the
+        nearest known one."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        found = []
+        for token in self._seen:
+            if token == "--":
+                break
+            name = token.partition("=")[0]
+            if not name.startswith("--") or name in self._option_string_actions:
+                continue
+            near = difflib.get_close_matches(name, known, n=1)
+            found.append(f"{name} (did you mean {near[0]}?)" if near else name)
+        return found
 
 
 def _builtin_commands() -> list[Command]:
@@ -86,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in sorted(commands, key=lambda n: (order.index(n) if n in order else len(order), n)):
         command = commands[name]
         p = sub.add_parser(name, help=command.help, description=command.help)
+        p.names_unknown_options = True
         command.add_arguments(p)
+        # Also after the command; unset there, the program's own --log-level stands.
+        LOG_LEVEL.add_to(p, default=argparse.SUPPRESS)
         p.set_defaults(_command=command)
     return parser
 

@@ -19,18 +19,21 @@ stream_detector.errors.ConfigError: config key 'metrics.port': Input should be a
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stream_detector.errors import ConfigError
+from stream_detector.metrics import SCORE_BUCKETS
 
 __all__ = [
     "AdminSettings",
@@ -49,6 +52,7 @@ __all__ = [
     "PriorSettings",
     "ProcessingGuarantee",
     "ProducerSettings",
+    "ServeMetricsSettings",
     "SettingsSection",
     "StateSettings",
     "StoreKind",
@@ -107,8 +111,9 @@ class KafkaSettings(SettingsSection):
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
     request_timeout_ms: int = Field(default=30_000, gt=0)
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    """How long start-up keeps retrying an unreachable broker before giving up."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """How long start-up keeps retrying an unreachable broker before giving up (quietly
+    while nothing listens at the address: one line when it gives up)."""
     give_up_after_s: float = Field(default=300.0, gt=0)
     """How long a running service keeps retrying a broker that stopped answering (nothing
     acknowledged, no stable group membership) before it exits with code 2."""
@@ -209,6 +214,31 @@ class MetricsSettings(SettingsSection):
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65_535)
+
+
+class ServeMetricsSettings(MetricsSettings):
+    """``serve``'s metrics: where they are served, and the score histogram's buckets.
+
+    >>> ServeMetricsSettings(score_buckets=[0.001, 0.01, 1]).score_buckets
+    (0.001, 0.01, 1.0)
+    >>> try:
+    ...     ServeMetricsSettings(score_buckets=[0.5, 0.1])
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    Value error, must be increasing numbers in (0, 1]; got [0.5, 0.1]
+    """
+
+    score_buckets: tuple[float, ...] = Field(default=SCORE_BUCKETS, min_length=1)
+    """Upper bounds of the ``stream_detector_score`` histogram (``+Inf`` is added); the
+    default is log-spaced from 1e-6, so the region around a rare-event threshold shows."""
+
+    @field_validator("score_buckets")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        ok = all(0.0 < b <= 1.0 for b in value) and all(a < b for a, b in itertools.pairwise(value))
+        if not ok:
+            raise ValueError(f"must be increasing numbers in (0, 1]; got {list(value)}")
+        return value
 
 
 class AdminSettings(SettingsSection):
@@ -382,23 +412,83 @@ def load_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
-    """Turn a pydantic ValidationError into a one-line ConfigError naming the key."""
+    """Turn a pydantic ValidationError into a one-line ConfigError naming the key.
+
+    A validator's own message (a ``ValueError``) already says what it received, so it is
+    shown as written, without pydantic's "Value error," prefix and without the value again.
+    """
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"]) or "<root>"
     received = err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: unknown key '{key}'")
+    cause = (err.get("ctx") or {}).get("error")
+    if err["type"] == "value_error" and isinstance(cause, ValueError):
+        return ConfigError(f"{source} key '{key}': {cause}")
     secret = any(w in key for w in ("password", "token", "secret", "redis_url"))
     shown = "***" if secret else repr(received)
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
+
+
+def _unknown_key(model: type[BaseModel], path: Sequence[str]) -> tuple[int, str | None] | None:
+    """Where ``path`` leaves ``model``'s fields: (index of the first unknown part, a near
+    field name or None); None when every part down to a plain value is a field."""
+    for i, part in enumerate(path):
+        fields = model.model_fields
+        if part not in fields:
+            near = difflib.get_close_matches(part, list(fields), n=1)
+            return i, near[0] if near else None
+        annotation = fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None  # a value: what lies below it is the value's own validation
+        model = annotation
+    return None
 
 
 class LayeredSettings(BaseSettings):
     """Settings read once from a YAML file, then the environment, then flags (overrides).
 
     Subclasses set their own ``model_config`` (environment prefix, ``extra="forbid"``,
-    ``frozen``); :meth:`load` is the one way to build them.
+    ``frozen``); :meth:`load` is the one way to build them. An environment variable with the
+    prefix that names no setting is an error, as an unknown key in the file is (pydantic
+    would ignore it): see :meth:`check_environment`.
     """
+
+    env_prefixes_elsewhere: ClassVar[tuple[str, ...]] = ()
+    """Longer prefixes of other settings objects sharing this one's (their variables are
+    theirs to check)."""
+
+    @classmethod
+    def check_environment(cls, environ: Mapping[str, str]) -> None:
+        """Refuse a variable with this settings' prefix that names no setting.
+
+        >>> DetectorSettings.check_environment({"STREAM_DETECTOR_TRESHOLD": "0.5"})
+        Traceback (most recent call last):
+        ...
+        stream_detector.errors.ConfigError: environment variable STREAM_DETECTOR_TRESHOLD: unknown key 'treshold' (did you mean STREAM_DETECTOR_THRESHOLD?)
+        >>> DetectorSettings.check_environment({"STREAM_DETECTOR_KAFKA__BOOTSTRAP_SERVERS": "b:1"})
+        """
+        prefix = str(cls.model_config.get("env_prefix") or "").upper()
+        delimiter = cls.model_config.get("env_nested_delimiter")
+        if not prefix:
+            return
+        elsewhere = tuple(p.upper() for p in cls.env_prefixes_elsewhere)
+        for name in sorted(environ):
+            upper = name.upper()
+            if not upper.startswith(prefix) or upper.startswith(elsewhere):
+                continue
+            rest = upper[len(prefix) :].lower()
+            path = rest.split(delimiter) if delimiter else [rest]
+            unknown = _unknown_key(cls, path)
+            if unknown is None:
+                continue
+            index, near = unknown
+            hint = ""
+            if near is not None:
+                parts = [*path[:index], near, *path[index + 1 :]]
+                hint = f" (did you mean {prefix}{(delimiter or '').join(parts).upper()}?)"
+            key = ".".join(path[: index + 1])
+            raise ConfigError(f"environment variable {name}: unknown key '{key}'{hint}")
 
     @classmethod
     def settings_customise_sources(
@@ -418,6 +508,7 @@ class LayeredSettings(BaseSettings):
         overrides: Mapping[str, Any] | None = None,
     ) -> Self:
         """Read the file (if any), then the environment, then ``overrides`` (flags)."""
+        cls.check_environment(os.environ)
         data = load_yaml_file(path) if path is not None else {}
         token = _yaml_data.set(data)
         try:
@@ -437,16 +528,18 @@ class DetectorSettings(LayeredSettings):
         extra="forbid",
         frozen=True,
     )
+    env_prefixes_elsewhere = ("STREAM_DETECTOR_TRAIN_",)
+    """The training settings' variables (``offline.config.TrainSettings``)."""
 
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     producer: ProducerSettings = ProducerSettings()
-    metrics: MetricsSettings = MetricsSettings()
+    metrics: ServeMetricsSettings = ServeMetricsSettings()
     model: str | None = None
     """Path of the model bundle directory."""
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Overrides the bundle's threshold when set."""
+    threshold: float | None = None
+    """Overrides the bundle's threshold when set; in [0, 1]."""
     threshold_mode: ThresholdMode | None = None
     """None: ``fixed`` with a trained model, ``alert_rate`` with the cold-start scorer (whose
     scores have no fixed meaning)."""
@@ -465,3 +558,20 @@ class DetectorSettings(LayeredSettings):
     state: StateSettings = StateSettings()
     log_level: LogLevel = "INFO"
     notify: NotifySettings = NotifySettings()
+    status_interval_s: float = Field(default=60.0, ge=0.0)
+    """``serve`` logs a one-line status this often (events, alerts, dead letters, lag,
+    threshold, prior); 0 turns it off."""
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float | None) -> float | None:
+        """In [0, 1], refused in the words of ``--threshold`` (:func:`flags.threshold_value`).
+
+        >>> DetectorSettings.load(overrides={"threshold": 1.5})
+        Traceback (most recent call last):
+        ...
+        stream_detector.errors.ConfigError: config key 'threshold': must be in [0, 1]; got 1.5
+        """
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"must be in [0, 1]; got {value:g}")
+        return value

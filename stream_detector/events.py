@@ -54,6 +54,7 @@ __all__ = [
     "EventParser",
     "InvalidReason",
     "LabelMessage",
+    "LabelReason",
     "check_size",
     "parse_timestamp",
 ]
@@ -78,6 +79,20 @@ InvalidReason = Literal[
 type is ``bad_identifier``); ``bad_timestamp`` also covers a missing timestamp when the bundle
 has time windows; ``too_late``: the event is older than its entity's latest event by more
 than the feature spec's ``lateness`` (decided by the feature engine, not the parser)."""
+
+LabelReason = Literal[
+    "empty",
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "bad_identifier",
+    "bad_label",
+    "bad_timestamp",
+]
+"""Why a label message was dead-lettered: the ``reason`` label of
+``stream_detector_labels_invalid_total`` and the dead letter's ``error.type`` header."""
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 _MAX_ID_LENGTH = 512

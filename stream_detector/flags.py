@@ -41,6 +41,7 @@ __all__ = [
     "configure_logging",
     "csv_choice",
     "setting_overrides",
+    "threshold_value",
 ]
 
 _NOT_CONST = object()
@@ -82,18 +83,29 @@ class SettingFlag:
         """Where argparse stores the flag's value."""
         return self.dest or self.flag.lstrip("-").replace("-", "_")
 
-    def add_to(self, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-        """Add the flag; its default is None (not given), whatever the settings default."""
+    def add_to(
+        self, parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: Any = None
+    ) -> None:
+        """Add the flag; its default is None (not given), whatever the settings default.
+
+        ``default=argparse.SUPPRESS`` leaves the namespace alone when the flag is not given
+        (a subcommand's copy of a program-wide flag).
+        """
         if self.const is not _NOT_CONST:
             parser.add_argument(
                 self.flag,
                 dest=self.attribute,
                 action="store_const",
                 const=self.const,
+                default=default,
                 help=self.help,
             )
             return
-        kwargs: dict[str, Any] = {"metavar": self.metavar, "choices": self.choices}
+        kwargs: dict[str, Any] = {
+            "metavar": self.metavar,
+            "choices": self.choices,
+            "default": default,
+        }
         if self.type is not None:
             kwargs["type"] = self.type
         parser.add_argument(self.flag, dest=self.attribute, help=self.help, **kwargs)
@@ -150,15 +162,34 @@ def csv_choice(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str, 
     return parse
 
 
+def threshold_value(text: str) -> float:
+    """An argparse ``type`` for a threshold: a number in [0, 1].
+
+    >>> threshold_value("0.25")
+    0.25
+    >>> threshold_value("1.5")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be in [0, 1]; got 1.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1]; got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1]; got {text}")
+    return value
+
+
 THRESHOLD = SettingFlag(
     "--threshold",
     "threshold",
-    type=float,
+    type=threshold_value,
     metavar="X",
     help="override the bundle's threshold, in [0, 1]",
 )
-"""``--threshold X`` (``serve``, ``score``): checked in [0, 1] where it is used, with the
-settings' or the decider's message."""
+"""``--threshold X`` (``serve``, ``score``): checked in [0, 1] as it is parsed, so both
+commands refuse a bad value in the same words."""
 
 LOG_LEVEL = SettingFlag(
     "--log-level",
@@ -166,7 +197,8 @@ LOG_LEVEL = SettingFlag(
     choices=get_args(LogLevel),
     help="logging level (default INFO; serve: the config's log_level)",
 )
-"""The program's ``--log-level`` (before the subcommand); ``serve`` reads it as ``log_level``."""
+"""The program's ``--log-level``, before or after the subcommand; ``serve`` reads it as
+``log_level``."""
 
 
 def configure_logging(level: str) -> None:

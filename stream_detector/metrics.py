@@ -19,26 +19,57 @@ registry). Tests build a fresh ``CollectorRegistry`` per case:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from stream_detector.events import InvalidReason, LabelReason
+
 __all__ = [
     "NAMESPACE",
+    "SCORE_BUCKETS",
     "BatchObserver",
+    "ControlSource",
     "DeliveryMetrics",
     "DetectorMetrics",
     "NotifyMetrics",
+    "ReplayReason",
     "observe_many",
 ]
 
 NAMESPACE = "stream_detector"
 """The prefix of every exported metric name."""
 
-_SCORE_BUCKETS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.99, 1.0)
+ControlSource = Literal["sighup", "admin"]
+"""Where a live threshold change comes from: the ``source`` label of
+``stream_detector_threshold_changes_total`` and ``stream_detector_control_errors_total``."""
+ReplayReason = Literal["fenced", "commit_failed", "aborted", "stopped"]
+"""Why a batch's offsets were not committed: the ``reason`` label of
+``stream_detector_batches_replayed_total``."""
+
+SCORE_BUCKETS: tuple[float, ...] = (
+    *(round(m * 10.0**e, 12) for e in range(-6, -1) for m in (1.0, 2.5, 5.0)),
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    0.95,
+    0.99,
+    0.999,
+    1.0,
+)
+"""The default upper bounds of ``stream_detector_score``: log-spaced (1, 2.5, 5 per decade)
+from 1e-6 to 0.1, where the thresholds of rare-event models lie (a fraud rate of 0.1% puts a
+well-calibrated model's threshold near 1e-3), then linear to 1 with finer steps at the top,
+where anomaly and boosted scorers put their alerts. ``metrics.score_buckets`` replaces them."""
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _DELIVERY_BUCKETS = (
     0.005,
@@ -63,7 +94,9 @@ _READBACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 class DetectorMetrics:
     """The run loop's and the online side's metrics (the delivery's: :class:`DeliveryMetrics`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, score_buckets: Sequence[float] = SCORE_BUCKETS
+    ) -> None:
         self.registry = registry
         self.events = Counter(
             "events",
@@ -82,7 +115,7 @@ class DetectorMetrics:
         self.score = Histogram(
             "score",
             "Scores of valid events.",
-            buckets=_SCORE_BUCKETS,
+            buckets=tuple(score_buckets),
             namespace=NAMESPACE,
             registry=registry,
         )
@@ -249,6 +282,14 @@ class DetectorMetrics:
         )
         self.validation_precision.set(math.nan)
         self.validation_recall.set(math.nan)
+        # Every label value known in advance shows at 0 from the first scrape, so rate() and
+        # increase() see a counter's first event (drift signals: the online monitor's, per
+        # feature of the bundle).
+        _initialise(self.events_invalid, "reason", get_args(InvalidReason))
+        _initialise(self.labels_invalid, "reason", get_args(LabelReason))
+        _initialise(self.labels, "label", ("0", "1"))
+        _initialise(self.threshold_changes, "source", get_args(ControlSource))
+        _initialise(self.control_errors, "source", get_args(ControlSource))
 
     def set_validation(self, metrics: Mapping[str, float | None]) -> None:
         """Export the bundle manifest's validation ``precision`` and ``recall``.
@@ -309,6 +350,7 @@ class DeliveryMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        _initialise(self.batches_replayed, "reason", get_args(ReplayReason))
         self.dead_letters_truncated = Counter(
             "dead_letters_truncated",
             "Dead letters published with their value cut to fit the broker.",
@@ -388,10 +430,14 @@ class NotifyMetrics:
             subsystem="notify",
             registry=registry,
         )
-        for reason in failure_reasons:
-            self.failures.labels(reason=reason)
-        for reason in dead_letter_reasons:
-            self.dead_letters.labels(reason=reason)
+        _initialise(self.failures, "reason", tuple(failure_reasons))
+        _initialise(self.dead_letters, "reason", tuple(dead_letter_reasons))
+
+
+def _initialise(counter: Counter, label: str, values: Sequence[str]) -> None:
+    """Create ``counter``'s child for every value of ``label``: exported at 0 before any event."""
+    for value in values:
+        counter.labels(**{label: value})
 
 
 class BatchObserver:

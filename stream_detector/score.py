@@ -39,6 +39,9 @@ from stream_detector.messages import Message, Source
 __all__ = ["ScoreCommand"]
 
 _CHUNK = 2048
+_TABLES = {".csv": "CSV", ".tsv": "TSV", ".parquet": "Parquet", ".pq": "Parquet"}
+"""File suffixes of tables, which ``score`` does not read (``evaluate`` does)."""
+_HINT = "score reads JSON Lines, one event object per line (simulate --output FILE.jsonl)"
 
 
 @contextlib.contextmanager
@@ -103,6 +106,12 @@ class ScoreCommand(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        kind = _TABLES.get(Path(args.input).suffix.lower())
+        if kind is not None:
+            raise DataError(
+                f"--input {args.input} is a {kind} file; {_HINT}; evaluate --data measures a "
+                f"model on a labelled {kind} file"
+            )
         bundle = load_bundle(args.model)
         decider = Decider(bundle, threshold=args.threshold, reasons_top=max(0, args.reasons))
         if decider.engine is None and (args.history or args.labels):
@@ -123,11 +132,13 @@ class ScoreCommand(Command):
                 chunk.append(Message(None, stripped, Source(topic, 0, offset)))
                 if len(chunk) >= _CHUNK:
                     labels.before(chunk)
-                    ok, bad, flagged = self._flush(decider, chunk, dst, args.strict)
+                    first = n_ok + n_bad == 0
+                    ok, bad, flagged = self._flush(decider, chunk, dst, args.strict, first)
                     n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
                     chunk = []
             labels.before(chunk)
-            ok, bad, flagged = self._flush(decider, chunk, dst, args.strict)
+            first = n_ok + n_bad == 0
+            ok, bad, flagged = self._flush(decider, chunk, dst, args.strict, first)
             n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
         print(
             f"scored {n_ok} events, flagged {n_flagged}, skipped {n_bad} invalid lines "
@@ -138,11 +149,19 @@ class ScoreCommand(Command):
 
     @staticmethod
     def _flush(
-        decider: Decider, chunk: list[Message], dst: IO[bytes], strict: bool
+        decider: Decider, chunk: list[Message], dst: IO[bytes], strict: bool, first: bool
     ) -> tuple[int, int, int]:
         if not chunk:
             return 0, 0, 0
         outcome = decider.decide(chunk)
+        if first and not outcome.decisions and outcome.dead_letters[0].error.reason == "not_json":
+            # Not JSON Lines at all (a table, a log): one line, not a warning per line.
+            head = bytes(chunk[0].value or b"")[:40].decode("utf-8", "replace")
+            raise DataError(
+                f"input {chunk[0].source.topic} is not JSON Lines: line "
+                f"{chunk[0].source.offset + 1} starts {head!r}, and "
+                f"none of its first {len(chunk)} lines is an event; {_HINT}"
+            )
         for dead in outcome.dead_letters:
             line = dead.message.source.offset + 1
             text = f"line {line}: {dead.error.reason}: {dead.error}"

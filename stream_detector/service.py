@@ -63,7 +63,7 @@ from stream_detector.flags import (
     configure_logging,
     setting_overrides,
 )
-from stream_detector.kafka.clients import make_consumer
+from stream_detector.kafka.clients import make_consumer, wait_for_listener
 from stream_detector.kafka.delivery import Delivery, Phase
 from stream_detector.kafka.factory import make_delivery
 from stream_detector.kafka.publish import OutRecord, batch_records
@@ -81,7 +81,7 @@ from stream_detector.redact import install_secret_filter
 from stream_detector.state import StateStore
 from stream_detector.state.factory import make_store
 
-__all__ = ["GC_THRESHOLDS", "SERVE_FLAGS", "ServeCommand", "Service", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "SERVE_FLAGS", "ServeCommand", "Service", "StatusTotals", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Service:
         self.settings = settings
         self.bundle = bundle
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = DetectorMetrics(self.registry)
+        self.metrics = DetectorMetrics(self.registry, score_buckets=settings.metrics.score_buckets)
         self.store: StateStore | None = (
             make_store(settings.state, bundle.spec) if bundle.spec is not None else None
         )
@@ -156,6 +156,10 @@ class Service:
         )
         self.batches = 0
         self._next_full_gc = time.monotonic() + _FULL_GC_EVERY_S
+        self.totals = StatusTotals()
+        """What the status line reports, counted since start."""
+        self._lags: dict[int, int] = {}
+        self._next_status = time.monotonic() + settings.status_interval_s
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -208,7 +212,9 @@ class Service:
             )
             while not self._stop.is_set():
                 self._step()
+                self._maybe_log_status()
             log.info("stopping: batches=%d", self.batches)
+            self.log_status()
             return 0
         finally:
             self._ready = False
@@ -285,6 +291,7 @@ class Service:
         if time.monotonic() >= self._next_full_gc:
             self._full_gc()
         self._count(outcome, len(messages))
+        self.totals.add(outcome, len(messages), labels)
         self.online.observe(outcome, labels)
         self._update_lag(
             {tp: o for tp, o in offsets.items() if tp.topic != self.settings.topics.labels}
@@ -332,6 +339,30 @@ class Service:
                 m.store_keys.set(stats.entities)
         return outcome
 
+    def _maybe_log_status(self) -> None:
+        interval = self.settings.status_interval_s
+        if interval > 0 and time.monotonic() >= self._next_status:
+            self._next_status = time.monotonic() + interval
+            self.log_status()
+
+    def log_status(self) -> None:
+        """Log one ``status`` line: totals since start, lag, threshold and prior in force."""
+        t = self.totals
+        threshold, mode = self.online.in_force
+        log.info(
+            "status events=%d alerts=%d dead_letters=%d labels=%d lag=%s threshold=%g "
+            "threshold_mode=%s prior=%.6g batches=%d",
+            t.events,
+            t.alerts,
+            t.dead_letters,
+            t.labels,
+            sum(self._lags.values()) if self._lags else "unknown",
+            threshold,
+            mode,
+            self.online.prior.get(),
+            self.batches,
+        )
+
     def _full_gc(self) -> None:
         start = time.monotonic()
         found = gc.collect()
@@ -376,6 +407,7 @@ class Service:
         for tp, committed in offsets.items():
             high = consumer.highwater(tp)
             if high is not None:
+                self._lags[tp.partition] = max(high - committed.offset, 0)
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
                     max(high - committed.offset, 0)
                 )
@@ -394,6 +426,29 @@ def _label_columns(labels: LabelBatch) -> dict[str, Any]:
         "label": np.array([label.label for label in labels.labels], dtype=np.int64),
         "known_at": np.array(known, dtype=np.int64),
     }
+
+
+@dataclasses.dataclass
+class StatusTotals:
+    """Counts since start for the status line (the metrics hold the same, for Prometheus).
+
+    >>> t = StatusTotals()
+    >>> t.add(BatchOutcome(), 3, LabelBatch())
+    >>> t
+    StatusTotals(events=3, alerts=0, dead_letters=0, labels=0)
+    """
+
+    events: int = 0
+    alerts: int = 0
+    dead_letters: int = 0
+    labels: int = 0
+
+    def add(self, outcome: BatchOutcome, n_events: int, labels: LabelBatch) -> None:
+        """Count one committed batch: its events, alerts, dead letters and labels."""
+        self.events += n_events
+        self.alerts += len(outcome.alerts)
+        self.dead_letters += len(outcome.dead_letters) + len(labels.dead_letters)
+        self.labels += len(labels.labels)
 
 
 def _with_dead_labels(outcome: BatchOutcome, labels: LabelBatch) -> BatchOutcome:
@@ -501,6 +556,8 @@ class ServeCommand(Command):
             bundle = cold_start_bundle(**cold.model_dump())
         else:
             bundle = load_bundle(settings.model)
+        # Before any client or endpoint: an address where nothing listens is one line.
+        wait_for_listener(settings.kafka, what="service")
         service = Service(settings, bundle, config_path=args.config)
         tune_gc()
         with _stop_on_signals(service):

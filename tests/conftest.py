@@ -1,7 +1,7 @@
 """Shared fixtures: a real Kafka-compatible broker for the session, factories around it, data.
 
-Integration tests use the embedded broker (Tansu) through the session-scoped ``broker``
-fixture and build what they need with the factories, in the style of Quix Streams' test suite::
+Integration tests use a development broker through the session-scoped ``broker`` fixture and
+build what they need with the factories, in the style of Quix Streams' test suite::
 
     def test_round_trip(topic_factory, producer_factory, consume_all):
         topic = topic_factory(partitions=2)
@@ -11,6 +11,12 @@ fixture and build what they need with the factories, in the style of Quix Stream
 Every test that uses ``broker`` (directly or through a factory) is marked ``integration``, so
 ``pytest -m "not integration"`` runs the rest without starting it.
 
+Two brokers: every integration test runs on the embedded Tansu broker; the tests of delivery
+(publishing, transactions, rebalances, the fault harness, the service end to end: the paths in
+``APACHE_PATHS``) run on Apache Kafka as well, as ``test_x[apache]`` beside ``test_x[tansu]``.
+``--broker tansu`` or ``--broker apache`` runs one kind only. Without Java 17+ (or Maven before
+the jars are cached) the Apache Kafka variants are left out with one line saying why; with ``CI``
+set in the environment they fail instead.
 Redis (the feature state store) is Debian's ``redis-server``, started by the session fixture
 ``redis_server`` on a free port without persistence; ``redis_factory(appendonly=True)`` starts
 one of a test's own, with AOF, that the test can stop and restart on the same port and data.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -35,7 +42,7 @@ import pandas as pd
 import pytest
 
 if TYPE_CHECKING:
-    from stream_detector.devbroker import EmbeddedBroker
+    from stream_detector.devbroker import DevBroker
 
 # kafka-python 3.0 loads its protocol schemas with importlib.resources' legacy functions,
 # deprecated since Python 3.11; with warnings as errors its first import would fail.
@@ -47,31 +54,120 @@ SHUTTLE_ROWS = 49_097
 SHUTTLE_POSITIVES = 3_511
 
 
+#: Test files and folders (relative to tests/) whose integration tests also run on Apache Kafka.
+APACHE_PATHS = (
+    "faults/",
+    "stream_detector/kafka/",
+    "stream_detector/test_service.py",
+)
+_TESTS = Path(__file__).resolve().parent
+_APACHE_SKIPPED = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=("tansu", "apache", "both"),
+        default="both",
+        help="brokers for the integration tests: every one on tansu, the delivery tests "
+        "(APACHE_PATHS in tests/conftest.py) on apache too (default both)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", KAFKA_PYTHON_DEPRECATIONS)
+    config.addinivalue_line(
+        "markers", "broker_kinds(*kinds): the only broker kinds an integration test runs on"
+    )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _runs_on_apache(path: Path) -> bool:
+    try:
+        relative = path.resolve().relative_to(_TESTS).as_posix()
+    except ValueError:
+        return False
+    return relative.startswith(APACHE_PATHS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that needs a broker on the broker kinds chosen for its file."""
+    if "broker_kind" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--broker")
+    if not _runs_on_apache(metafunc.definition.path):
+        kinds = ["tansu"]
+    else:
+        kinds = ["tansu", "apache"] if chosen == "both" else [chosen]
+    only = metafunc.definition.get_closest_marker("broker_kinds")
+    if only is not None:
+        kinds = [kind for kind in kinds if kind in only.args]
+        if not kinds:  # not on the broker kinds chosen for this run
+            metafunc.parametrize("broker_kind", [], indirect=True, scope="session")
+            return
+    metafunc.parametrize("broker_kind", kinds, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+    on_apache = [item for item in items if _broker_kind(item) == "apache"]
+    if not on_apache or os.environ.get("CI"):
+        return  # in CI a missing Java or Maven fails the Apache Kafka tests (broker_kind)
+    from stream_detector.devbroker import apache_kafka_unavailable
+
+    reason = apache_kafka_unavailable()
+    if reason is not None:  # one line in the summary, not one skip per test
+        config.stash[_APACHE_SKIPPED] = f"{len(on_apache)} Apache Kafka tests not run: {reason}"
+        items[:] = [item for item in items if _broker_kind(item) != "apache"]
+        config.hook.pytest_deselected(items=on_apache)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = config.stash.get(_APACHE_SKIPPED, None)
+    if line is not None:
+        terminalreporter.write_line(f"SKIPPED {line}", yellow=True)
+
+
+def _broker_kind(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("broker_kind")
 
 
 # -- the broker and its factories -------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    """One embedded broker on a free port for the whole session."""
-    # Imported here, not at the top: pytest_configure must install the warning filter first.
-    from stream_detector.devbroker import EmbeddedBroker
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """``"tansu"`` or ``"apache"``: the broker kind of this test's variant.
 
-    with EmbeddedBroker() as running:
+    The Apache Kafka variant is skipped when Java 17+ (or Maven, before the jars are cached) is
+    missing, and fails then when ``CI`` is set: CI must run it.
+    """
+    kind: str = request.param
+    if kind == "apache":
+        from stream_detector.devbroker import apache_kafka_unavailable
+
+        reason = apache_kafka_unavailable()
+        if reason is not None and os.environ.get("CI"):
+            pytest.fail(f"CI runs the tests on Apache Kafka too: {reason}", pytrace=False)
+        if reason is not None:
+            pytest.skip(f"Apache Kafka tests skipped: {reason}")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def broker(broker_kind: str) -> Iterator[DevBroker]:
+    """One development broker of ``broker_kind`` on a free port for the whole session."""
+    # Imported here, not at the top: pytest_configure must install the warning filter first.
+    from stream_detector.devbroker import make_broker
+
+    with make_broker(broker_kind) as running:
         yield running
 
 
 @pytest.fixture
-def topic_factory(broker: EmbeddedBroker) -> Callable[..., str]:
+def topic_factory(broker: DevBroker) -> Callable[..., str]:
     """Create a uniquely named topic and return its name: ``topic_factory(partitions=4)``."""
 
     def factory(partitions: int = 1, *, prefix: str = "topic") -> str:
@@ -83,7 +179,7 @@ def topic_factory(broker: EmbeddedBroker) -> Callable[..., str]:
 
 
 @pytest.fixture
-def producer_factory(broker: EmbeddedBroker) -> Iterator[Callable[..., Any]]:
+def producer_factory(broker: DevBroker) -> Iterator[Callable[..., Any]]:
     """Return ``factory(**overrides) -> KafkaProducer`` bound to the broker; closed at teardown."""
     from kafka import KafkaProducer
 
@@ -102,10 +198,10 @@ def producer_factory(broker: EmbeddedBroker) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def consumer_factory(broker: EmbeddedBroker) -> Iterator[Callable[..., Any]]:
+def consumer_factory(broker: DevBroker) -> Iterator[Callable[..., Any]]:
     """Return ``factory(*topics, **overrides) -> KafkaConsumer``; closed at teardown.
 
-    Defaults suit the embedded broker: group joins take ~3 s with these timeouts, offsets
+    Defaults suit both brokers: group joins take ~3 s on Tansu with these timeouts, offsets
     start at the earliest record and are committed only explicitly.
     """
     from kafka import KafkaConsumer

@@ -422,6 +422,12 @@ def test_kafka_init_creates_the_default_topics(services: dict[str, dict[str, Any
     assert services["kafka-init"]["image"] == kafka_image  # ships the same kafka-topics.sh
 
 
+def test_kafka_is_the_version_the_tests_run(services: dict[str, dict[str, Any]]) -> None:
+    from stream_detector.devbroker import kafka_version
+
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
+
+
 def test_kafka_listens_for_containers_at_kafka_9092(services: dict[str, dict[str, Any]]) -> None:
     environment = services["kafka"]["environment"]
     assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper

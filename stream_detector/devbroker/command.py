@@ -1,7 +1,9 @@
-"""``stream-detector broker``: run the embedded broker in the foreground (development only).
+"""``stream-detector broker``: run a development broker in the foreground (development only).
 
-It creates the default topics, prints the bootstrap address and runs until SIGINT or SIGTERM,
-then stops the broker and exits 0.
+``--kind tansu`` (the default) runs the embedded Tansu broker; ``--kind apache`` runs Apache
+Kafka (single-node KRaft; Java 17+, and Maven the first time to fetch its jars). It creates the
+default topics, prints the bootstrap address and runs until SIGINT or SIGTERM, then stops the
+broker and exits 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import ClassVar
 
 from stream_detector.command import Command
 from stream_detector.config import NotifySettings, TopicSettings
-from stream_detector.devbroker.embedded import EmbeddedBroker
+from stream_detector.devbroker.kinds import BROKER_KINDS, make_broker
 from stream_detector.errors import BrokerError, ConfigError
 
 __all__ = ["DEFAULT_TOPICS", "BrokerCommand", "format_topic_spec", "parse_topic_spec"]
@@ -111,21 +113,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 class BrokerCommand(Command):
-    """Run the embedded Kafka-compatible broker until interrupted (development only).
+    """Run a development Kafka broker until interrupted (development only).
 
     Examples
     --------
     >>> parser = argparse.ArgumentParser()
     >>> BrokerCommand().add_arguments(parser)
     >>> args = parser.parse_args(["--port", "0", "--topics", "events:2"])
-    >>> args.port, args.topics
-    (0, {'events': 2})
+    >>> args.kind, args.port, args.topics
+    ('tansu', 0, {'events': 2})
     """
 
     name: ClassVar[str] = "broker"
-    help: ClassVar[str] = "run the embedded Kafka-compatible broker (development only)"
+    help: ClassVar[str] = "run a development Kafka broker: Tansu or Apache Kafka (development only)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--kind",
+            choices=BROKER_KINDS,
+            default="tansu",
+            help="tansu: the embedded broker (default); apache: Apache Kafka, single-node KRaft "
+            "(needs Java 17+; fetches the pinned version with Maven once, then cached)",
+        )
         parser.add_argument(
             "--port",
             type=int,
@@ -142,9 +151,9 @@ class BrokerCommand(Command):
         parser.add_argument(
             "--startup-timeout",
             type=float,
-            default=30.0,
+            default=None,
             metavar="SECONDS",
-            help="how long to wait for the broker to answer (default 30)",
+            help="how long to wait for the broker to answer (default 30; 180 for apache)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
@@ -152,7 +161,9 @@ class BrokerCommand(Command):
             raise ConfigError(f"--port must be in [0, 65535]; got {args.port}")
         stop = threading.Event()
         with _stop_on_signals(stop):
-            broker = EmbeddedBroker(port=args.port or None, startup_timeout=args.startup_timeout)
+            broker = make_broker(
+                args.kind, port=args.port or None, startup_timeout=args.startup_timeout
+            )
             with broker:
                 broker.create_topics(args.topics)
                 print(f"bootstrap_servers={broker.bootstrap_servers}", flush=True)

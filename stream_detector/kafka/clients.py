@@ -7,6 +7,7 @@ malformed message becomes a dead letter instead of an exception inside the clien
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from stream_detector.config import DetectorSettings, KafkaSettings
 from stream_detector.errors import BrokerError
 from stream_detector.kafka.partitioner import KeyPartitioner
 
-__all__ = ["connect_with_retry", "make_consumer", "make_producer"]
+__all__ = ["connect_with_retry", "make_consumer", "make_producer", "wait_for_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,15 @@ def connect_with_retry(
 ) -> T:
     """Call ``factory`` until it connects, backing off, for at most ``kafka.connect_timeout_s``.
 
+    First every bootstrap address is probed over TCP, quietly: while none accepts a
+    connection (nothing listens there yet, or at all) nothing is logged, and when the time is
+    up the one error says so. A broker that accepts connections but does not answer Kafka
+    requests is retried with a warning per attempt.
+
     Raises :class:`BrokerError` naming the address when the broker stays unreachable.
     """
     deadline = time.monotonic() + kafka.connect_timeout_s
+    wait_for_listener(kafka, what=what, should_stop=should_stop, deadline=deadline)
     delay = 0.25
     attempt = 0
     while True:
@@ -62,6 +69,47 @@ def connect_with_retry(
             )
             _sleep(min(delay, remaining), should_stop)
             delay = min(delay * 2, 5.0)
+
+
+def wait_for_listener(
+    kafka: KafkaSettings,
+    *,
+    what: str,
+    should_stop: Callable[[], bool] = lambda: False,
+    deadline: float | None = None,
+) -> None:
+    """Return once one bootstrap address accepts a TCP connection; raise BrokerError at the
+    deadline (default ``kafka.connect_timeout_s`` from now). A refused connection is retried
+    every 0.2 s without logging, so an address where nothing listens costs one error line.
+    """
+    if deadline is None:
+        deadline = time.monotonic() + kafka.connect_timeout_s
+    addresses = kafka.client_kwargs()["bootstrap_servers"]
+    if not addresses:
+        raise BrokerError(
+            f"kafka.bootstrap_servers must name at least one HOST:PORT; got {kafka.bootstrap_servers!r}"
+        )
+    error: Exception = OSError("no attempt made")
+    while True:
+        for address in addresses:
+            host, sep, port = address.rpartition(":")
+            try:
+                budget = max(0.05, min(1.0, deadline - time.monotonic()))
+                with socket.create_connection(
+                    (host.strip("[]") if sep else address, int(port) if sep else 9092),
+                    timeout=budget,
+                ):
+                    return
+            except (OSError, ValueError) as exc:
+                error = exc
+        log.debug("broker not listening bootstrap=%s error=%s", kafka.bootstrap_servers, error)
+        if time.monotonic() >= deadline or should_stop():
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise BrokerError(
+                f"cannot reach Kafka at {kafka.bootstrap_servers} for the {what} within "
+                f"{kafka.connect_timeout_s:g}s (kafka.connect_timeout_s): {reason}"
+            ) from error
+        _sleep(min(0.2, max(deadline - time.monotonic(), 0.0)), should_stop)
 
 
 def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:

@@ -39,7 +39,7 @@ from stream_detector.kafka.pacing import BatchPacer
 from stream_detector.kafka.publish import OutRecord
 from stream_detector.kafka.rebalance import AssignmentTracker
 from stream_detector.kafka.retry import OutageClock
-from stream_detector.metrics import DeliveryMetrics
+from stream_detector.metrics import DeliveryMetrics, ReplayReason
 
 __all__ = [
     "Delivery",
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 Phase = Literal["decided", "published", "committed"]
 """Points of a batch's life the service reports (fault-injection tests hook in here)."""
-ReplayReason = Literal["fenced", "commit_failed", "aborted", "stopped"]
-"""Why a batch's offsets were not committed by this instance (it is replayed)."""
 
 _DISCONNECTED_GRACE_S = 1.0
 

@@ -22,8 +22,6 @@ bad_label | label: expected 0 or 1; got 2
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -31,26 +29,13 @@ from stream_detector.errors import EventError
 from stream_detector.events import (
     DEFAULT_MAX_EVENT_BYTES,
     LabelMessage,
+    LabelReason,
     check_size,
     parse_timestamp,
 )
 from stream_detector.rejection import rejection
 
 __all__ = ["LabelParser", "LabelReason"]
-
-LabelReason = Literal[
-    "empty",
-    "too_large",
-    "not_utf8",
-    "not_json",
-    "not_object",
-    "missing_field",
-    "bad_identifier",
-    "bad_label",
-    "bad_timestamp",
-]
-"""Why a label message was dead-lettered: the ``reason`` label of
-``stream_detector_labels_invalid_total`` and the dead letter's ``error.type`` header."""
 
 _MAX_SHOWN = 64
 

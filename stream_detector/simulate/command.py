@@ -16,6 +16,7 @@ from typing import Any, get_args
 from stream_detector.command import Command
 from stream_detector.errors import ConfigError
 from stream_detector.flags import SettingFlag, add_config_flag, add_setting_flags, setting_overrides
+from stream_detector.progress import StatusLine
 from stream_detector.simulate.generator import Preset, TransactionSimulator
 from stream_detector.simulate.output import FileFormat, infer_format, write_csv, write_jsonl
 from stream_detector.simulate.producer import Clock, produce_stream
@@ -123,8 +124,9 @@ class SimulateCommand(Command):
         kafka.add_argument(
             "--clock",
             choices=get_args(Clock),
-            default="simulated",
-            help="event timestamps: the simulation's (default) or the wall clock when sent",
+            default="wall",
+            help="event timestamps on the stream: the wall clock when sent (default; serve's "
+            "event lag then measures the delay), or the simulation's own (reproducible)",
         )
         kafka.add_argument(
             "--connect-timeout",
@@ -163,16 +165,25 @@ class SimulateCommand(Command):
         settings = DetectorSettings.load(args.config, setting_overrides(args, SIMULATE_FLAGS))
         topic = args.topic or settings.topics.events
         labels_topic = None if args.no_labels else (args.labels_topic or settings.topics.labels)
-        report = produce_stream(
-            tx,
-            client_kwargs=settings.kafka.client_kwargs(),
-            topic=topic,
-            labels_topic=labels_topic,
-            label_delay=args.label_delay,
-            rate=args.rate,
-            clock=args.clock,
-            connect_timeout=args.connect_timeout,
-        )
+        status = StatusLine()
+
+        def progress(sent: int, total: int) -> None:
+            status.update(f"simulate: sent {sent:,} of {total:,} events ({sent / total:.0%})")
+
+        try:
+            report = produce_stream(
+                tx,
+                client_kwargs=settings.kafka.client_kwargs(),
+                topic=topic,
+                labels_topic=labels_topic,
+                label_delay=args.label_delay,
+                rate=args.rate,
+                clock=args.clock,
+                connect_timeout=args.connect_timeout,
+                progress=progress if status.active else None,
+            )
+        finally:
+            status.clear()
         labels = f" and {report.labels} labels to {labels_topic!r}" if labels_topic else ""
         print(
             f"simulate: sent {report.events} events to {topic!r}{labels} on "
@@ -208,7 +219,19 @@ def _generate(args: argparse.Namespace) -> Transactions:
         overrides["n_days"] = args.days
     simulator = TransactionSimulator.from_preset(args.preset, **overrides)
     if args.count is None:
-        return simulator.generate(start_day=args.start_day)
+        status = StatusLine()
+        days: list[Transactions] = []
+        rows = 0
+        try:
+            for day in simulator.iter_days(start_day=args.start_day):
+                days.append(day)
+                rows += len(day)
+                status.update(
+                    f"simulate: day {len(days)} of {simulator.n_days}, {rows:,} transactions"
+                )
+        finally:
+            status.clear()
+        return Transactions.concatenate(days)
     if args.days is None:
         return simulator.take(args.count, start_day=args.start_day)
     return simulator.generate(start_day=args.start_day).head(args.count)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ def produce_stream(
     clock: Clock = "simulated",
     linger_ms: int = 20,
     connect_timeout: float = 10.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> StreamReport:
     """Send every transaction as an event, then its label after ``label_delay`` seconds.
 
@@ -69,6 +70,8 @@ def produce_stream(
         How long the producer waits to fill a batch.
     connect_timeout
         Seconds to wait for the broker before giving up.
+    progress
+        Called with (events sent, events in all) after each event.
 
     Returns
     -------
@@ -124,6 +127,7 @@ def produce_stream(
     started = time.monotonic()
     try:
         columns = (*EVENT_COLUMNS, LABEL_COLUMN)
+        total = len(transactions)
         for i, row in enumerate(transactions.rows(columns)):
             if rate > 0:
                 _sleep_until(started + i / rate)
@@ -135,6 +139,8 @@ def produce_stream(
                 break  # the broker refuses messages: stop early, report below
             sent_events += 1
             frauds += row[-1]
+            if progress is not None:
+                progress(sent_events, total)
             now = time.monotonic()
             if labels_topic is not None:
                 pending.append((now + label_delay, event["event_id"], row[-1], event["timestamp"]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import write_fault_bundle
+from stream_detector.testing.faults.harness import write_fault_bundle
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from stream_detector.cli import main
-
-from .attacks import ATTACKS
+from stream_detector.testing.faults.attacks import ATTACKS
 
 
 @pytest.mark.parametrize("name", [n for n in ATTACKS if n != "modified file"])

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from .checker import Sent, accounted, check, separate_resent_alerts
+from stream_detector.testing.faults.checker import Sent, accounted, check, separate_resent_alerts
 
 
 @dataclass

@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from stream_detector.events import InvalidReason
-
-from .checker import Sent, check
-from .harness import produce
-from .hostile import Hostile, HostileService, hostile_messages
+from stream_detector.testing.faults.checker import Sent, check
+from stream_detector.testing.faults.harness import produce
+from stream_detector.testing.faults.hostile import Hostile, HostileService, hostile_messages
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .scenarios import run_replica_scenario
+from stream_detector.testing.faults.scenarios import run_replica_scenario
 
 pytestmark = pytest.mark.integration
 

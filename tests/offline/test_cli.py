@@ -166,7 +166,8 @@ USUAL: dict[str, dict[str, object]] = {
         (
             "train",
             {"threshold_policy": "precision:2"},
-            "config key 'threshold_policy': Value error, threshold policy 'precision:2': P must be",
+            "config key 'threshold_policy': threshold policy 'precision:2': P must be in (0, 1]; "
+            "got 2",
         ),
         (
             "train",

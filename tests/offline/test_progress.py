@@ -39,3 +39,20 @@ def test_quiet_writes_nothing() -> None:
     p.fold(1, 1)
     p.done("ok")
     assert out.getvalue() == ""
+
+
+def test_steps_show_in_place_on_a_terminal_and_are_wiped() -> None:
+    out = Terminal()
+    p = Progress(0, stream=out)
+    p.step("fitting on all rows")
+    p.step("writing the bundle")
+    p.clear()
+    assert out.getvalue() == "\r\x1b[Kfitting on all rows\r\x1b[Kwriting the bundle\r\x1b[K"
+
+
+def test_steps_write_nothing_off_a_terminal_or_when_quiet() -> None:
+    plain, quiet = io.StringIO(), Terminal()
+    for p in (Progress(0, stream=plain), Progress(0, stream=quiet, enabled=False)):
+        p.step("fitting")
+        p.clear()
+    assert (plain.getvalue(), quiet.getvalue()) == ("", "")

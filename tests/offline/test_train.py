@@ -327,3 +327,26 @@ def test_auto_from_a_finished_compare_trains_its_winner_without_comparing(
 def test_from_compare_needs_auto(data_csv: Path, tmp_path: Path, make_settings: Settings) -> None:
     with pytest.raises(DataError, match="it needs technique auto, got 'class_weight'"):
         train_model(data_csv, "is_fraud", tmp_path / "m", make_settings(), from_compare=tmp_path)
+
+
+def test_the_final_steps_show_on_a_terminal(
+    data_csv: Path, tmp_path: Path, make_settings: Settings
+) -> None:
+    import io
+
+    from offline.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    train_model(
+        data_csv, "is_fraud", tmp_path / "m", make_settings(), progress=Progress(0, stream=out)
+    )
+    steps = [part for part in out.getvalue().split("\r\x1b[K") if part and "PR-AUC" not in part]
+    assert steps[-3:] == [
+        "fitting classifier/logistic class_weight on all 400 rows",
+        "compiling the scorer and checking it against scikit-learn",
+        f"writing the bundle to {tmp_path / 'm'}",
+    ]

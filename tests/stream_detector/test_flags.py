@@ -130,20 +130,31 @@ def test_log_level_is_flag_then_environment_then_file(
     assert settings.log_level == expected
 
 
-@pytest.mark.parametrize(("flag", "shown"), [(None, False), ("INFO", True)])
-def test_serve_logs_at_its_settings_log_level(
-    tmp_path: Path, flag: str | None, shown: bool
-) -> None:
-    """The file says WARNING: serve's INFO line about a cold start shows only with the flag."""
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        ([], False),
+        (["--log-level", "DEBUG", "serve"], True),
+        (["serve", "--log-level", "DEBUG"], True),
+    ],
+)
+def test_serve_logs_at_its_settings_log_level(tmp_path: Path, argv: list[str], shown: bool) -> None:
+    """The file says WARNING: serve's DEBUG line about the broker not listening shows only
+    with the flag, before or after the command."""
     config = tmp_path / "detector.yaml"
     config.write_text(
         "log_level: WARNING\nkafka:\n  bootstrap_servers: 127.0.0.1:1\n  connect_timeout_s: 0.2\n"
         "metrics:\n  port: 0\n"
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_DETECTOR_")}
-    argv = [sys.executable, "-m", "stream_detector"]
-    argv += ["--log-level", flag] if flag else []
-    argv += ["serve", "--config", str(config)]
-    done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "stream_detector", *(argv or ["serve"])]
+    done = subprocess.run(
+        [*command, "--config", str(config)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr  # no broker: one line, exit code 2
-    assert ("level=INFO" in done.stderr and "cold start" in done.stderr) is shown, done.stderr
+    assert ("level=DEBUG" in done.stderr and "not listening" in done.stderr) is shown, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("stream-detector: error: cannot reach Kafka")

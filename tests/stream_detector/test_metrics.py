@@ -13,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
+from stream_detector.config import DetectorSettings
+from stream_detector.errors import ConfigError
 from stream_detector.metrics import (
+    SCORE_BUCKETS,
     BatchObserver,
     DeliveryMetrics,
     DetectorMetrics,
@@ -139,3 +142,50 @@ def test_batch_observer_falls_back_to_observe_without_the_internals() -> None:
     assert not parent.direct
     with pytest.raises(ValueError, match="label"):  # what observe on a labelled parent says
         parent.observe_many([0.5])
+
+
+def test_the_default_score_buckets_resolve_the_region_of_rare_event_thresholds() -> None:
+    bounds = SCORE_BUCKETS
+    assert list(bounds) == sorted(set(bounds))
+    assert (bounds[0], bounds[-1]) == (1e-6, 1.0)
+    for low in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2):  # three bounds in every decade up to 0.1
+        assert len([b for b in bounds if low <= b < 10 * low]) == 3, low
+    threshold = 0.00026  # a threshold as low as the simulator's fraud rate makes it
+    below = max(b for b in bounds if b < threshold)
+    above = min(b for b in bounds if b >= threshold)
+    assert above / below <= 2.5
+
+
+def test_the_score_buckets_are_a_setting() -> None:
+    settings = DetectorSettings.load(overrides={"metrics": {"score_buckets": [0.001, 0.5]}})
+    registry = CollectorRegistry()
+    metrics = DetectorMetrics(registry, score_buckets=settings.metrics.score_buckets)
+    observe_many(metrics.score, [0.0002, 0.2, 0.7])
+    cumulative = [
+        registry.get_sample_value("stream_detector_score_bucket", {"le": le})
+        for le in ("0.001", "0.5", "+Inf")
+    ]
+    assert cumulative == [1.0, 2.0, 3.0]
+    with pytest.raises(ConfigError) as raised:
+        DetectorSettings.load(overrides={"metrics": {"score_buckets": [0.5, 0.1]}})
+    assert str(raised.value) == (
+        "config key 'metrics.score_buckets': must be increasing numbers in (0, 1]; got [0.5, 0.1]"
+    )
+
+
+def test_the_labelled_counters_of_fixed_label_sets_start_at_zero() -> None:
+    registry = CollectorRegistry()
+    DetectorMetrics(registry)
+    DeliveryMetrics(registry)
+    zero = {
+        ("stream_detector_events_invalid_total", "reason", "not_json"),
+        ("stream_detector_labels_invalid_total", "reason", "bad_label"),
+        ("stream_detector_labels_total", "label", "1"),
+        ("stream_detector_threshold_changes_total", "source", "sighup"),
+        ("stream_detector_control_errors_total", "source", "admin"),
+        ("stream_detector_batches_replayed_total", "reason", "fenced"),
+    }
+    for name, label, value in zero:
+        assert registry.get_sample_value(name, {label: value}) == 0.0, name
+    # drift signals depend on the bundle's features: the online monitor adds them
+    assert registry.get_sample_value("stream_detector_drift_total", {"signal": "score"}) is None

@@ -61,9 +61,12 @@ def test_invalid_lines_are_reported_and_skipped(
         (["score", "--model", "BUNDLE", "--input", "MISSING"], "cannot read input"),
         (
             ["score", "--model", "BUNDLE", "--input", "IN", "--threshold", "2"],
-            "threshold must be in [0, 1]; got 2.0",
+            "argument --threshold: must be in [0, 1]; got 2",
         ),
-        (["score", "--model", "BUNDLE", "--threshold", "abc"], "invalid float value: 'abc'"),
+        (
+            ["score", "--model", "BUNDLE", "--threshold", "abc"],
+            "argument --threshold: must be a number in [0, 1]; got 'abc'",
+        ),
         (["score"], "the following arguments are required: --model"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
     ],

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import orjson
@@ -358,7 +358,7 @@ def test_labels_are_joined_counted_dead_lettered_and_move_the_prior(
     assert value("stream_detector_labels_total", {"label": "1"}) == y.sum()
     for _, reason in bad.values():
         assert value("stream_detector_labels_invalid_total", {"reason": reason}) == 1
-    assert value("stream_detector_events_invalid_total", {"reason": "not_json"}) is None
+    assert value("stream_detector_events_invalid_total", {"reason": "not_json"}) == 0  # labels' own
 
     # The prior gauge moved to numpy's smoothed rate; the live precision and recall match.
     labels = np.r_[y, np.zeros(10)]
@@ -571,3 +571,111 @@ def test_serve_without_a_model_starts_cold_and_reports_drift(
     assert b'stream_detector_model_info{model_version="coldstart-' in metrics
     assert b'scorer="halfspacetrees"' in metrics
     assert b'stream_detector_drift_total{signal="feature:amount"} 0.0' not in metrics
+
+
+# -- operations: counters at zero before their first event, the status line ----------------------
+
+
+def test_every_labelled_counter_shows_on_metrics_before_its_first_event(
+    topics: dict[str, str],
+    start_detector: Callable[..., RunningDetector],
+    produce_events: Callable[..., list[tuple[str, bytes]]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stream_detector.events import InvalidReason, LabelReason
+    from stream_detector.metrics import ControlSource, ReplayReason
+
+    running = start_detector(topics, status_interval_s=0.2)
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, "the detector did not get ready"
+        try:
+            if running.get("/readyz")[0] == 200:
+                break
+        except urllib.error.URLError:
+            pass  # the endpoints are not up yet
+        time.sleep(0.1)
+    status, body = running.get("/metrics")
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    counters = {name: f for name, f in families.items() if f.type == "counter"}
+    assert len(counters) >= 12
+    assert [name for name, f in counters.items() if not f.samples] == []
+
+    def values(name: str, label: str) -> set[str]:
+        family = families[f"stream_detector_{name}"]
+        samples = [s for s in family.samples if s.name.endswith("_total")]
+        assert {s.value for s in samples} == {0.0}, name
+        return {s.labels[label] for s in samples}
+
+    assert values("events_invalid", "reason") == set(get_args(InvalidReason))
+    assert values("labels_invalid", "reason") == set(get_args(LabelReason))
+    assert values("labels", "label") == {"0", "1"}
+    assert values("threshold_changes", "source") == set(get_args(ControlSource))
+    assert values("control_errors", "source") == set(get_args(ControlSource))
+    assert values("batches_replayed", "reason") == set(get_args(ReplayReason))
+    features = running.bundle.features
+    assert values("drift", "signal") == {"score", "labels", *(f"feature:{f}" for f in features)}
+
+    # The status line: every interval, then once more at the stop, key=value like the others.
+    with caplog.at_level("INFO", logger="stream_detector.service"):
+        X, _ = training_data(300, seed=8)
+        produce_events(topics["events"], X)
+        deadline = time.monotonic() + 60
+        while running.registry.get_sample_value("stream_detector_events_total") != 300:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        running.detector.stop()
+        running.thread.join(timeout=30)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("status ")]
+    assert len(lines) >= 2
+    fields = dict(item.split("=", 1) for item in lines[-1].split()[1:])
+    n_alerts = int(running.registry.get_sample_value("stream_detector_alerts_total") or 0)
+    assert fields["events"] == "300"
+    assert fields["alerts"] == str(n_alerts)
+    assert fields["dead_letters"] == "0"
+    assert int(fields["lag"]) >= 0  # known once a batch was committed
+    assert float(fields["threshold"]) == 0.5
+    assert fields["threshold_mode"] == "fixed"
+    assert 0.0 < float(fields["prior"]) < 1.0
+
+
+# Tansu's high watermark is approximate after multi-record batches; Apache Kafka's is exact.
+@pytest.mark.broker_kinds("apache")
+def test_consumer_lag_is_exact_on_apache_kafka(
+    service_topics: Callable[..., dict[str, str]],
+    produce_events: Callable[..., list[tuple[str, bytes]]],
+    start_detector: Callable[..., RunningDetector],
+) -> None:
+    from kafka import TopicPartition
+
+    topics = service_topics(events=1, decisions=1, alerts=1)
+    X, _ = training_data(1000, seed=5)
+    produce_events(topics["events"], X)
+    partition = TopicPartition(topics["events"], 0)
+    seen: list[tuple[float | None, int | None]] = []
+    running = start_detector(topics, consumer={"batch_size": 100})
+    detector, registry = running.detector, running.registry
+
+    def at_phase(phase: str) -> None:
+        # At each batch's first phase the gauge still holds the lag after the previous commit.
+        consumer = detector._consumer
+        if phase == "decided" and consumer is not None:
+            lag = registry.get_sample_value("stream_detector_consumer_lag", {"partition": "0"})
+            seen.append((lag, consumer.committed(partition)))
+
+    detector.phase_hook = at_phase  # set before the group join ends: no batch is missed
+    deadline = time.monotonic() + 90
+    while registry.get_sample_value("stream_detector_events_total") != len(X):
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while registry.get_sample_value("stream_detector_consumer_lag", {"partition": "0"}) != 0:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    measured = [(lag, committed) for lag, committed in seen if committed is not None]
+    assert len(measured) >= 3, seen  # several batches of 100 out of 1,000
+    assert all(lag == len(X) - committed for lag, committed in measured), measured

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import socket
+from stream_detector.devbroker.base import accepts_connections
 
 
 def accepts(port: int) -> bool:
     """True when something accepts TCP connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return accepts_connections(port, timeout=1.0)
 
 
 def partitions_of(bootstrap_servers: str) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,26 @@ def test_cli_reports_errors_in_one_line(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert err.startswith("stream-detector: error: give either --output or --bootstrap-servers")
     assert err.count("\n") == 1
+
+
+def test_a_file_from_days_shows_progress_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from stream_detector.cli import main
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["simulate", "--output", str(tmp_path / "h.csv"), "--days", "3"]) == 0
+    shown = terminal.getvalue()
+    assert shown.startswith("\r\x1b[Ksimulate: day 1 of 3, ")
+    assert shown.count("\r\x1b[K") >= 2  # the day line, wiped before the result line
+    assert shown.endswith("%)\n")
+    monkeypatch.undo()
+    assert main(["simulate", "--output", str(tmp_path / "h2.csv"), "--days", "3"]) == 0
+    assert capsys.readouterr().err.startswith("simulate: wrote ")

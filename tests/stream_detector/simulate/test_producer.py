@@ -34,7 +34,7 @@ def test_simulate_streams_every_event_then_its_label(
     args = _args(
         "--bootstrap-servers", broker.bootstrap_servers, "--topic", events_topic,
         "--labels-topic", labels_topic, "--count", str(COUNT), "--seed", "5",
-        "--label-delay", "0.2", "--start-day", "30",
+        "--label-delay", "0.2", "--start-day", "30", "--clock", "simulated",
     )  # fmt: skip
     assert SimulateCommand().run(args) == 0
 
@@ -64,6 +64,7 @@ def test_wall_clock_stamps_events_when_sent_and_labels_after_the_delay(
 ) -> None:
     events_topic, labels_topic = topic_factory(), topic_factory()
     tx = TransactionSimulator.from_preset("demo", random_state=1).take(30)
+    progress: list[tuple[int, int]] = []
     report = produce_stream(
         tx,
         client_kwargs={"bootstrap_servers": broker.bootstrap_servers},
@@ -72,8 +73,10 @@ def test_wall_clock_stamps_events_when_sent_and_labels_after_the_delay(
         label_delay=0.3,
         rate=300.0,
         clock="wall",
+        progress=lambda sent, total: progress.append((sent, total)),
     )
     assert (report.events, report.labels, report.frauds) == (30, 30, tx.n_frauds)
+    assert progress == [(i, 30) for i in range(1, 31)]
     events = [orjson.loads(r.value) for r in consume_all(events_topic, 30, settle=0.3)]
     labels = [orjson.loads(r.value) for r in consume_all(labels_topic, 30, settle=0.3)]
     sent_at = {e["event_id"]: e["timestamp"] for e in events}

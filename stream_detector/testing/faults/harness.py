@@ -3,20 +3,14 @@
 Shared by the fast variants in ``tests/faults/`` (run by ``make test``) and the full run in
 ``benchmarks/faults.py``. Every scenario runs the real service against the real embedded
 broker, injects its faults, then hands everything found on the output topics to
-:func:`tests.faults.checker.check`.
+:func:`stream_detector.testing.faults.checker.check`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +20,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from stream_detector.testing.bundles import write_test_bundle
+
 from .checker import Report, Sent, accounted, check, separate_resent_alerts
 
 FEATURES = ("amount", "hour_of_day", "distance")
-HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "serve_faulty.py"
 
 BAD_MESSAGES: dict[str, bytes] = {
     "not_json": b"{not json",
@@ -57,32 +51,8 @@ def training_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def write_fault_bundle(directory: Path, *, alert_share: float = 0.15, seed: int = 0) -> Path:
     """A linear bundle whose threshold flags about ``alert_share`` of the events."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from stream_detector.bundle import write_bundle
-    from stream_detector.scoring import LinearScorer
-
     X, y = training_data(4000, seed)
-    scorer = LinearScorer.from_sklearn(
-        make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
-    )
-    threshold = float(np.quantile(scorer.score_samples(X), 1 - alert_share))
-    write_bundle(
-        directory,
-        scorer=scorer,
-        features=FEATURES,
-        label="is_fraud",
-        technique="none",
-        scorer_name="classifier",
-        threshold=threshold,
-        threshold_policy=f"fixed:{threshold}",
-        class_prior_train=float(y.mean()),
-        metrics={"pr_auc": 0.9, "roc_auc": 0.95, "precision": 0.8, "recall": 0.7},
-        reference=np.median(X, axis=0),
-    )
-    return directory
+    return write_test_bundle(directory, X, y, FEATURES, alert_share=alert_share)
 
 
 def make_stream(n: int, *, prefix: str, seed: int, bad_every: int = 50) -> list[Sent]:
@@ -250,9 +220,12 @@ class FaultTopics:
 class OutputCollector:
     """Reads every record of the output topics from the beginning, on a background thread."""
 
-    def __init__(self, bootstrap: str, topics: FaultTopics) -> None:
+    def __init__(
+        self, bootstrap: str, topics: FaultTopics, *, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
+        self.isolation_level = isolation_level
         self._records: dict[str, list[Any]] = {t: [] for t in topics.outputs}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -271,7 +244,10 @@ class OutputCollector:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, reconnect_backoff_max_ms=500
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            reconnect_backoff_max_ms=500,
+            isolation_level=self.isolation_level,
         )
         try:
             tps = []
@@ -375,121 +351,3 @@ def serve_env(topics: FaultTopics, **settings: Any) -> dict[str, str]:
     for key, value in {**defaults, **settings}.items():
         env[f"STREAM_DETECTOR_{key.upper()}"] = str(value)
     return env
-
-
-class ServeProcess:
-    """One ``stream-detector serve`` (optionally through the fault driver), logging to a file."""
-
-    def __init__(
-        self,
-        bundle: Path,
-        bootstrap: str,
-        group: str,
-        env: dict[str, str],
-        log_path: Path,
-        *,
-        faults: Sequence[str] = (),
-        metrics_host: str = "127.0.0.1",
-        metrics_port: int = 0,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        from stream_detector.devbroker import free_port
-
-        self.metrics_port = metrics_port or free_port()
-        serve = [
-            "serve",
-            "--model",
-            str(bundle),
-            "--bootstrap-servers",
-            bootstrap,
-            "--group-id",
-            group,
-            "--metrics-host",
-            metrics_host,
-            "--metrics-port",
-            str(self.metrics_port),
-            *extra_args,
-        ]
-        if faults:
-            self.argv = [sys.executable, str(DRIVER), *faults, "--", *serve]
-        else:
-            self.argv = [sys.executable, "-m", "stream_detector", *serve]
-        self.env = env
-        self.log_path = log_path
-        self.metrics_host = metrics_host
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServeProcess:
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            os.kill(self.pid, sig)
-
-    def kill9(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.wait(30)
-
-    def term(self, timeout: float = 60) -> int | None:
-        self.signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float) -> int | None:
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self._log.close()
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, pattern: str, timeout: float = 30, *, count: int = 1) -> bool:
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            if len(regex.findall(self.log())) >= count:
-                return True
-            if not self.alive():
-                return False
-            time.sleep(0.05)
-        return False
-
-    def get(self, path: str, timeout: float = 3) -> int:
-        """HTTP status of an endpoint (0 when nothing answers)."""
-        url = f"http://{self.metrics_host}:{self.metrics_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as err:
-            return int(err.code)
-        except OSError:
-            return 0
-
-    def assignments(self, topic: str) -> list[set[int]]:
-        """Every ``partitions assigned`` this process logged, as sets of ``topic`` partitions."""
-        out = []
-        for line in re.findall(r"partitions assigned partitions=(\S+)", self.log()):
-            out.append(
-                {int(p.rsplit(":", 1)[1]) for p in line.split(",") if p.rsplit(":", 1)[0] == topic}
-            )
-        return out
-
-    def ensure_dead(self) -> None:
-        if self.alive():
-            self.signal(signal.SIGKILL)
-            self.wait(30)

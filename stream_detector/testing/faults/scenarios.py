@@ -11,16 +11,17 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checker import Report
+from stream_detector.testing.serve import ServeProcess
+
+from .checker import Report, Sent
 from .harness import (
     FaultTopics,
     OutputCollector,
-    ServeProcess,
     StreamProducer,
     check_collected,
     make_stream,
@@ -46,6 +47,142 @@ def _group() -> str:
     return f"faults-{uuid.uuid4().hex[:8]}"
 
 
+def _session(session_timeout_ms: int) -> dict[str, Any]:
+    """Consumer settings for a session timeout, heartbeats six times within it."""
+    return {
+        "consumer__session_timeout_ms": session_timeout_ms,
+        "consumer__heartbeat_interval_ms": max(session_timeout_ms // 6, 100),
+    }
+
+
+@dataclass
+class Run:
+    """What a scenario sets up first: topics, the events, a collector, a group, ``serve``'s env.
+
+    ``Run.prepare`` creates fresh topics on ``broker``, makes ``n_events`` events (with bad ones
+    mixed in) and starts an output collector; :meth:`serve` starts one ``serve`` process of the
+    group with that environment.
+    """
+
+    broker: Any
+    bundle: Path
+    workdir: Path
+    topics: FaultTopics
+    sent: list[Sent]
+    collector: OutputCollector
+    group: str
+    env: dict[str, str]
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def prepare(
+        cls,
+        broker: Any,
+        bundle: Path,
+        workdir: Path,
+        *,
+        prefix: str,
+        n_events: int,
+        seed: int,
+        events: int = 4,
+        isolation_level: str = "read_uncommitted",
+        **settings: Any,
+    ) -> Run:
+        topics = FaultTopics.fresh(events=events).create(broker)
+        sent = make_stream(n_events, prefix=f"{prefix}{seed}", seed=seed)
+        collector = OutputCollector(
+            broker.bootstrap_servers, topics, isolation_level=isolation_level
+        ).start()
+        env = serve_env(topics, **settings)
+        rng = random.Random(seed)
+        return cls(broker, bundle, workdir, topics, sent, collector, _group(), env, rng)
+
+    def serve(self, name: str, *, faults: Sequence[str] = ()) -> ServeProcess:
+        """Start one ``serve`` of the group, logging to ``<workdir>/<name>.log``."""
+        return ServeProcess(
+            self.bundle,
+            self.broker.bootstrap_servers,
+            self.group,
+            self.env,
+            self.workdir / f"{name}.log",
+            faults=faults,
+        ).start()
+
+    def stream(self, rate: float, *, paused: bool = False) -> StreamProducer:
+        """Start producing the events at ``rate`` per second (``paused``: from the first resume)."""
+        stream = StreamProducer(
+            self.broker.bootstrap_servers, self.topics.events, self.sent, rate=rate
+        )
+        if paused:
+            stream.pause()
+        return stream.start()
+
+    def produce_all(self) -> None:
+        produce(self.broker.bootstrap_servers, self.topics.events, self.sent)
+
+    def accounted(self) -> str:
+        return f"{len(self.collector.accounted(self.sent))}/{len(self.sent)}"
+
+    def check(self) -> Report:
+        return check_collected(self.sent, [self.collector])
+
+    def result(self, name: str, *, faults: int, notes: dict[str, Any]) -> ScenarioResult:
+        """The checked outputs, with the time since :meth:`prepare`."""
+        seconds = time.monotonic() - self.started
+        return ScenarioResult(name, self.check(), faults=faults, seconds=seconds, notes=notes)
+
+
+def _wait_assigned(proc: ServeProcess, timeout: float = 60) -> bool:
+    return proc.wait_log(r"partitions assigned partitions=\S+", timeout)
+
+
+#: Where a kill lands: right after a batch reached a phase, or at a random moment.
+KILL_MODES = ("decided", "published", "committed", "random")
+
+
+def _kill_mode(k: int, rng: random.Random) -> str:
+    """Each mode once first, then modes at random."""
+    return KILL_MODES[k] if k < len(KILL_MODES) else rng.choice(KILL_MODES)
+
+
+def _kill_once(
+    run: Run,
+    name: str,
+    mode: str,
+    *,
+    most_batches: int = 4,
+    stream: StreamProducer | None = None,
+) -> tuple[str, bool]:
+    """Start one ``serve`` and ``kill -9`` it; return where the kill landed and if mid-stream.
+
+    A phase kill comes from the process itself after 1 to ``most_batches`` batches reached
+    the phase; when the phase never comes (nothing left to read) it becomes a random kill
+    from outside. ``stream`` is resumed while the process runs, paused after.
+    """
+    faults = (
+        []
+        if mode == "random"
+        else ["--kill-phase", mode, "--kill-after", str(run.rng.randint(1, most_batches))]
+    )
+    proc = run.serve(name, faults=faults)
+    try:
+        _wait_assigned(proc)
+        if stream is not None:
+            stream.resume()
+        if mode == "random":
+            time.sleep(run.rng.uniform(0.05, 1.2))
+        elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
+            mode = "random"
+        mid_stream = stream is not None and not stream.done
+        proc.kill9()
+    finally:
+        proc.ensure_dead()
+        if stream is not None:
+            stream.pause()
+    return mode, mid_stream
+
+
 def run_kill_scenario(
     broker: Any,
     bundle: Path,
@@ -67,83 +204,52 @@ def run_kill_scenario(
     that runs while a ``serve`` process runs (so every kill lands mid-stream, however many
     there are); without it they are all produced first.
     """
-    started = time.monotonic()
-    rng = random.Random(seed)
-    topics = FaultTopics.fresh(events=4).create(broker)
-    sent = make_stream(n_events, prefix=f"k{seed}", seed=seed)
-    stream = None
-    if rate is None:
-        produce(broker.bootstrap_servers, topics.events, sent)
-    else:
-        stream = StreamProducer(broker.bootstrap_servers, topics.events, sent, rate=rate)
-        stream.pause()
-        stream.start()
-    collector = OutputCollector(broker.bootstrap_servers, topics).start()
-    group = _group()
-    env = serve_env(
-        topics,
-        consumer__session_timeout_ms=session_timeout_ms,
-        consumer__heartbeat_interval_ms=max(session_timeout_ms // 6, 100),
+    run = Run.prepare(
+        broker,
+        bundle,
+        workdir,
+        prefix="k",
+        n_events=n_events,
+        seed=seed,
+        **_session(session_timeout_ms),
         consumer__batch_size=batch_size,
     )
-    modes = ["decided", "published", "committed", "random"]
-    hits: dict[str, int] = dict.fromkeys(modes, 0)
+    stream = None
+    if rate is None:
+        run.produce_all()
+    else:
+        stream = run.stream(rate, paused=True)
+    hits: dict[str, int] = dict.fromkeys(KILL_MODES, 0)
     done = 0
     mid_stream = 0
-    proc = final = None
+    final = None
     try:
         for k in range(kills):
-            mode = modes[k % len(modes)] if k < len(modes) else rng.choice(modes)
-            logfile = workdir / f"kill-{k}.log"
-            faults = (
-                []
-                if mode == "random"
-                else ["--kill-phase", mode, "--kill-after", str(rng.randint(1, 4))]
+            mode, during_stream = _kill_once(
+                run, f"kill-{k}", _kill_mode(k, run.rng), stream=stream
             )
-            proc = ServeProcess(
-                bundle, broker.bootstrap_servers, group, env, logfile, faults=faults
-            )
-            proc.start()
-            proc.wait_log(r"partitions assigned partitions=\S+", timeout=60)
-            if stream is not None:
-                stream.resume()
-            if mode == "random":
-                time.sleep(rng.uniform(0.05, 1.2))
-            elif proc.wait(30) is None or "fault: kill -9" not in proc.log():
-                mode = "random"  # the phase never came (nothing left to read): kill from outside
-            mid_stream += stream is not None and not stream.done
-            proc.kill9()
-            if stream is not None:
-                stream.pause()
+            mid_stream += during_stream
             hits[mode] += 1
             done += 1
-            log(
-                f"kill {done}/{kills} at={mode} accounted={len(collector.accounted(sent))}/{len(sent)}"
-            )
-        final = ServeProcess(
-            bundle, broker.bootstrap_servers, group, env, workdir / "final.log"
-        ).start()
+            log(f"kill {done}/{kills} at={mode} accounted={run.accounted()}")
+        final = run.serve("final")
         if stream is not None:
             stream.resume()
             stream.join(600)
-        collector.wait_accounted(sent, timeout=180)
+        run.collector.wait_accounted(run.sent, timeout=180)
         time.sleep(1.0)
-        collector.drain(idle_s=1.0)
+        run.collector.drain(idle_s=1.0)
         code = final.term()
-        collector.drain(idle_s=0.5)
+        run.collector.drain(idle_s=0.5)
     finally:
         if stream is not None:
             stream.stop()
-        collector.stop()
-        for p in (final, proc):
-            if p is not None:
-                p.ensure_dead()
-    report = check_collected(sent, [collector])
-    return ScenarioResult(
+        run.collector.stop()
+        if final is not None:
+            final.ensure_dead()
+    return run.result(
         "kill -9",
-        report,
         faults=done,
-        seconds=time.monotonic() - started,
         notes={"kills_at": hits, "final_exit": code, "kills_mid_stream": mid_stream},
     )
 
@@ -160,60 +266,42 @@ def run_sigterm_scenario(
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
     """Scenario 3: SIGTERM mid-stream, restarting each time: nothing lost, nothing repeated."""
-    started = time.monotonic()
-    rng = random.Random(seed)
-    topics = FaultTopics.fresh(events=4).create(broker)
-    sent = make_stream(n_events, prefix=f"t{seed}", seed=seed)
-    collector = OutputCollector(broker.bootstrap_servers, topics).start()
-    group = _group()
     # A long session: no spurious rebalance may replay a batch in this scenario.
-    env = serve_env(
-        topics,
-        consumer__session_timeout_ms=3000,
-        consumer__heartbeat_interval_ms=500,
-        consumer__batch_size=100,
+    run = Run.prepare(
+        broker, bundle, workdir, prefix="t", n_events=n_events, seed=seed, **_session(3000)
     )
-    stream = StreamProducer(broker.bootstrap_servers, topics.events, sent, rate=rate)
-    stream.pause()  # runs while a serve process runs
-    stream.start()
+    stream = run.stream(rate, paused=True)  # runs while a serve process runs
     codes = []
     mid_stream = 0
     proc = None
     try:
         for k in range(stops):
-            proc = ServeProcess(
-                bundle, broker.bootstrap_servers, group, env, workdir / f"term-{k}.log"
-            ).start()
-            proc.wait_log(r"partitions assigned partitions=\S+", timeout=60)
+            proc = run.serve(f"term-{k}")
+            _wait_assigned(proc)
             stream.resume()
-            time.sleep(rng.uniform(0.3, 1.0))
+            time.sleep(run.rng.uniform(0.3, 1.0))
             mid_stream += not stream.done
             codes.append(proc.term())
             stream.pause()  # no backlog builds up while the next process starts
             log(
                 f"stop {k + 1}/{stops} exit={codes[-1]} produced={stream.produced} "
-                f"accounted={len(collector.accounted(sent))}/{len(sent)}"
+                f"accounted={run.accounted()}"
             )
-        proc = ServeProcess(
-            bundle, broker.bootstrap_servers, group, env, workdir / "term-final.log"
-        ).start()
+        proc = run.serve("term-final")
         stream.resume()
         stream.join()
-        collector.wait_accounted(sent, timeout=120)
+        run.collector.wait_accounted(run.sent, timeout=120)
         proc.wait_log(r"partitions assigned", timeout=30)
         codes.append(proc.term())
-        collector.drain(idle_s=0.5)
+        run.collector.drain(idle_s=0.5)
     finally:
         stream.stop()
-        collector.stop()
+        run.collector.stop()
         if proc is not None:
             proc.ensure_dead()
-    report = check_collected(sent, [collector])
-    return ScenarioResult(
+    return run.result(
         "SIGTERM",
-        report,
         faults=stops,
-        seconds=time.monotonic() - started,
         notes={"exit_codes": codes, "stopped_mid_stream": mid_stream},
     )
 
@@ -230,59 +318,53 @@ def run_replica_scenario(
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
     """Scenario 2: two replicas, a third added, one killed (-9) mid-stream."""
-    started = time.monotonic()
-    rng = random.Random(seed)
-    topics = FaultTopics.fresh(events=6).create(broker)
-    sent = make_stream(n_events, prefix=f"r{seed}", seed=seed)
-    collector = OutputCollector(broker.bootstrap_servers, topics).start()
-    group = _group()
-    env = serve_env(
-        topics,
-        consumer__session_timeout_ms=session_timeout_ms,
-        consumer__heartbeat_interval_ms=max(session_timeout_ms // 6, 100),
+    run = Run.prepare(
+        broker,
+        bundle,
+        workdir,
+        prefix="r",
+        n_events=n_events,
+        seed=seed,
+        events=6,
+        **_session(session_timeout_ms),
         consumer__batch_size=100,
     )
     replicas: dict[str, ServeProcess] = {}
 
     def start(name: str) -> ServeProcess:
-        replicas[name] = ServeProcess(
-            bundle, broker.bootstrap_servers, group, env, workdir / f"replica-{name}.log"
-        ).start()
+        replicas[name] = run.serve(f"replica-{name}")
         return replicas[name]
 
     stream = None
     try:
         a, b = start("a"), start("b")
-        assert a.wait_log(r"partitions assigned partitions=\S+", 60), a.log()[-2000:]
-        assert b.wait_log(r"partitions assigned partitions=\S+", 60), b.log()[-2000:]
-        stream = StreamProducer(broker.bootstrap_servers, topics.events, sent, rate=rate).start()
-        collector.wait_accounted(sent, 0.2, timeout=60)
+        assert _wait_assigned(a), a.log()[-2000:]
+        assert _wait_assigned(b), b.log()[-2000:]
+        stream = run.stream(rate)
+        run.collector.wait_accounted(run.sent, 0.2, timeout=60)
         start("c")
-        log(f"c started accounted={len(collector.accounted(sent))}")
-        collector.wait_accounted(sent, 0.4, timeout=60)
-        victim = rng.choice(["a", "b"])
+        log(f"c started accounted={run.accounted()}")
+        run.collector.wait_accounted(run.sent, 0.4, timeout=60)
+        victim = run.rng.choice(["a", "b"])
         replicas[victim].kill9()
-        log(f"killed {victim} accounted={len(collector.accounted(sent))}")
+        log(f"killed {victim} accounted={run.accounted()}")
         stream.join()
-        collector.wait_accounted(sent, timeout=120)
-        collector.drain(idle_s=1.0)
+        run.collector.wait_accounted(run.sent, timeout=120)
+        run.collector.drain(idle_s=1.0)
         codes = {name: p.term() for name, p in replicas.items() if name != victim}
-        collector.drain(idle_s=0.5)
+        run.collector.drain(idle_s=0.5)
     finally:
         if stream is not None:
             stream.stop()
-        collector.stop()
+        run.collector.stop()
         for p in replicas.values():
             p.ensure_dead()
-    report = check_collected(sent, [collector])
-    assignments = {name: p.assignments(topics.events) for name, p in replicas.items()}
+    assignments = {name: p.assignments(run.topics.events) for name, p in replicas.items()}
     survivors = [n for n in replicas if n != victim]
     final = set().union(*(assignments[n][-1] for n in survivors if assignments[n]))
-    return ScenarioResult(
+    return run.result(
         "replicas",
-        report,
         faults=1,
-        seconds=time.monotonic() - started,
         notes={
             "victim": victim,
             "exit_codes": codes,
@@ -302,23 +384,24 @@ def run_outage_scenario(
     outage_s: float,
     give_up_after_s: float,
     seed: int = 0,
+    kind: str = "tansu",
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
     """Scenario 4: the broker dies mid-run; a fresh one comes up at the same address.
 
-    The embedded broker keeps nothing, so the new one gets the topics again and the events
+    ``kind`` is the development broker's (``tansu`` or ``apache``). The new broker is empty, so the new one gets the topics again and the events
     the old one had not seen through: everything the old broker acknowledged is read out
     before it stops (``serve`` is frozen with SIGSTOP meanwhile, so nothing it acknowledges
     goes unseen, then thawed for the outage). At the end the second broker is stopped for
     good: ``serve`` must give up after ``give_up_after_s`` with exit code 2 and one line.
     """
-    from stream_detector.devbroker import EmbeddedBroker, free_port
+    from stream_detector.devbroker import free_port, make_broker
 
     started = time.monotonic()
     port = free_port()
     topics = FaultTopics.fresh(events=4)
     sent = make_stream(n_events, prefix=f"o{seed}", seed=seed)
-    first = EmbeddedBroker(port=port).start()
+    first = make_broker(kind, port=port).start()
     second = None
     collectors: list[OutputCollector] = []
     proc = None
@@ -352,7 +435,7 @@ def run_outage_scenario(
             statuses.append(proc.get("/readyz", timeout=1))
             time.sleep(0.25)
         notes["ready_during"] = sorted(set(statuses))
-        second = EmbeddedBroker(port=port).start()
+        second = make_broker(kind, port=port).start()
         topics.create(second)
         done = collectors[0].accounted(sent)
         remaining = [m for m in sent if m.key not in done]
@@ -478,4 +561,93 @@ def run_slow_scenario(
     report = check_collected(sent, [collector])
     return ScenarioResult(
         "slow processing", report, faults=1, seconds=time.monotonic() - started, notes=notes
+    )
+
+
+def run_exactly_once_scenario(
+    broker: Any,
+    bundle: Path,
+    workdir: Path,
+    *,
+    n_events: int,
+    kills: int,
+    seed: int = 0,
+    zombie: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+) -> ScenarioResult:
+    """Scenario 7: ``processing_guarantee: exactly_once`` under ``kill -9``, and a zombie.
+
+    A backlog is produced first. ``serve`` in exactly-once mode is killed ``kills`` times, each
+    time right after a phase of a batch (scored; outputs sent with the transaction open;
+    committed) or at a random moment, and restarted. Then, with ``zombie``, an instance stops
+    itself (SIGSTOP) with a transaction open, a replacement with the same transactional id
+    takes over, and the old one is resumed: its commit must be refused (fenced). A
+    ``read_committed`` reader must see every input exactly once; a ``read_uncommitted`` reader
+    of the same topics counts the aborted records the other never sees.
+
+    Needs a broker that hides aborted records from ``read_committed`` readers (Apache Kafka).
+    """
+    run = Run.prepare(
+        broker,
+        bundle,
+        workdir,
+        prefix="x",
+        n_events=n_events,
+        seed=seed,
+        isolation_level="read_committed",
+        **_session(3000),
+        consumer__batch_size=100,
+        processing_guarantee="exactly_once",
+    )
+    raw = OutputCollector(broker.bootstrap_servers, run.topics).start()
+    # The last fifth waits for the zombie, so that it has a batch to hold a transaction open on.
+    held_back = len(run.sent) // 5 if zombie else 0
+    produce(broker.bootstrap_servers, run.topics.events, run.sent[: len(run.sent) - held_back])
+    hits: dict[str, int] = dict.fromkeys(KILL_MODES, 0)
+    notes: dict[str, Any] = {}
+    procs: list[ServeProcess] = []
+    try:
+        for k in range(kills):
+            mode, _ = _kill_once(run, f"eos-kill-{k}", _kill_mode(k, run.rng), most_batches=3)
+            hits[mode] += 1
+            log(f"kill {k + 1}/{kills} at={mode} accounted={run.accounted()}")
+        if zombie:
+            produce(
+                broker.bootstrap_servers, run.topics.events, run.sent[len(run.sent) - held_back :]
+            )
+            old = run.serve("eos-zombie", faults=["--pause-phase", "published"])
+            procs.append(old)
+            notes["zombie_paused"] = old.wait_log(r"fault: paused", 90)
+            new = run.serve("eos-replacement")
+            procs.append(new)
+            # The replacement's init_transactions fences the old producer; it gets the
+            # partitions once the old member's session has expired.
+            notes["replacement_assigned"] = _wait_assigned(new, 90)
+            old.signal(signal.SIGCONT)
+            # Its open transaction was aborted by the replacement: the commit is refused.
+            notes["zombie_refused"] = old.wait_log(r"fault: resumed[\s\S]*transaction aborted", 60)
+            notes["zombie_exit"] = old.term()
+            log(f"zombie resumed and refused={notes['zombie_refused']} accounted={run.accounted()}")
+            final = new
+        else:
+            final = run.serve("eos-final")
+            procs.append(final)
+        run.collector.wait_accounted(run.sent, timeout=240)
+        run.collector.drain(idle_s=1.0)
+        notes["final_exit"] = final.term()
+        run.collector.drain(idle_s=0.5)
+        raw.drain(idle_s=0.5)
+    finally:
+        run.collector.stop()
+        raw.stop()
+        for p in procs:
+            p.ensure_dead()
+    notes["kills_at"] = hits
+    notes["aborted_records_hidden"] = sum(
+        len(raw.records(t)) - len(run.collector.records(t)) for t in run.topics.outputs
+    )
+    return run.result(
+        "exactly-once kill -9",
+        faults=kills + zombie,
+        notes=notes,
     )

@@ -1,11 +1,12 @@
 """``stream-detector serve`` with injected faults, for the fault harness (test code only).
 
-    python tests/faults/serve_faulty.py [--kill-phase PHASE --kill-after N]
+    python -m stream_detector.testing.faults.serve_faulty [--kill-phase PHASE --kill-after N]
                                         [--slow-ms-per-row MS] -- serve ARGS...
 
 ``--kill-phase`` makes the process ``kill -9`` itself right after the N-th batch reached
 PHASE (``decided``: scored, nothing published; ``published``: every output acknowledged,
-offsets not committed; ``committed``). ``--slow-ms-per-row`` makes the model that much
+offsets not committed, a transaction still open; ``committed``). ``--pause-phase`` makes it
+stop itself (SIGSTOP) there instead, until the harness sends SIGCONT: a zombie. ``--slow-ms-per-row`` makes the model that much
 slower per event. Everything else is the real ``serve`` command: the driver subclasses
 :class:`stream_detector.service.Service` and uses its public ``phase_hook``.
 """
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serve_faulty")
     parser.add_argument("--kill-phase", choices=["decided", "published", "committed"])
     parser.add_argument("--kill-after", type=int, default=1)
+    parser.add_argument("--pause-phase", choices=["decided", "published", "committed"])
     parser.add_argument("--slow-ms-per-row", type=float, default=0.0)
     faults = parser.parse_args(argv[:split])
     serve_args = argv[split + 1 :]
@@ -46,6 +48,12 @@ def main(argv: list[str]) -> int:
                 self.bundle.score_samples = slow_score  # type: ignore[method-assign]
 
         def _fault(self, phase: str) -> None:
+            if phase == faults.pause_phase and not self._seen:
+                self._seen += 1
+                print(f"fault: paused at phase={phase}", file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                print("fault: resumed", file=sys.stderr, flush=True)
+                return
             if phase != faults.kill_phase:
                 return
             self._seen += 1
