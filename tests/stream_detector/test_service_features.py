@@ -233,7 +233,7 @@ def test_kill_9_mid_batch_then_restart_counts_every_event_once(
         send_day(producer, topics["events"], events[day])
     group = f"g-{uuid.uuid4().hex[:8]}"
     serve = [*SERVE[3:], *serve_flags(broker, feature_world.bundle, group)]
-    faulty = [sys.executable, str(REPO / "tests" / "faults" / "serve_faulty.py")]
+    faulty = [sys.executable, "-m", "stream_detector.testing.faults.serve_faulty"]
     faulty += ["--kill-phase", "decided", "--kill-after", "4", "--"]
     proc = subprocess.Popen(
         [*faulty, *serve],
