@@ -241,7 +241,7 @@ class CompareCommand(Command):
         from offline.report import write_compare_report
 
         settings = TrainSettings.load(args.config, _overrides(args))
-        ds = load_dataset(args.data, args.label, settings.data)
+        ds = load_dataset(args.data, args.label, settings.data, spec=settings.features)
         cmp = run_compare(ds, settings, progress=_progress(args))
         w = max([32, *(len(r.candidate.name) for r in cmp.results)])
         header = (

@@ -26,6 +26,7 @@ from pydantic_settings import SettingsConfigDict
 
 from stream_detector.config import LayeredSettings, SettingsSection
 from stream_detector.errors import ConfigError
+from stream_detector.features import FeatureSpec
 
 __all__ = [
     "AnomalySettings",
@@ -216,6 +217,9 @@ class TrainSettings(LayeredSettings):
     every core. One is the default: on small or busy machines scikit-learn's OpenMP models
     slow down many times over when their threads compete for cores."""
     data: DataSettings = DataSettings()
+    features: FeatureSpec | None = None
+    """Behavioural features computed from the raw history (``stream_detector.features``),
+    recorded in the bundle; None: the data's numeric columns as they are (``data``)."""
     validation: ValidationSettings = ValidationSettings()
     resampling: ResamplingSettings = ResamplingSettings()
     logistic: LogisticSettings = LogisticSettings()

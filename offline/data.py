@@ -1,7 +1,11 @@
 """Read a labelled data file and turn it into a checked feature matrix.
 
 A data file is CSV (optionally gzip-compressed) or Parquet, one row per event, with numeric
-feature columns and a 0/1 label column. Columns named ``event_id``, ``entity_id`` and
+feature columns and a 0/1 label column. With a feature spec (the ``features:`` section) it is a
+raw history instead: the spec's key fields, timestamp and numeric fields, in any row order; the
+features are computed by the feature engine over the rows sorted by ``(timestamp, event_id)``,
+each label known from its event's own time (:func:`spec_features`), the very code ``score``
+and ``serve`` run. Columns named ``event_id``, ``entity_id`` and
 ``timestamp`` identify events and are never features. Every problem a user can cause ends as a
 :class:`~stream_detector.errors.DataError` naming the column and the fix; nothing is changed
 silently: dropped constant columns and imputed values are logged and recorded in
@@ -24,15 +28,15 @@ import pyarrow
 
 from offline.config import ConstantPolicy, DataSettings, MissingPolicy
 from stream_detector.errors import DataError
-from stream_detector.features import IDENTIFIER_COLUMNS
+from stream_detector.features import IDENTIFIER_COLUMNS, FeatureEngine, FeatureSpec
+from stream_detector.history import history_columns, label_columns, read_table
+from stream_detector.state import MemoryStore
 
-__all__ = ["Dataset", "load_dataset", "read_table"]
+__all__ = ["Dataset", "load_dataset", "read_table", "spec_features"]
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP = "timestamp"
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.bz2", ".csv.zip", ".csv.xz")
 
 
 @dataclass(frozen=True)
@@ -89,53 +93,6 @@ def _release_reader_memory() -> None:
     frame was gone (the figure is in the README's Performance section).
     """
     pyarrow.default_memory_pool().release_unused()
-
-
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame; raise DataError if it cannot be read.
-
-    Examples
-    --------
-    >>> read_table("no/such/file.csv")
-    Traceback (most recent call last):
-    ...
-    stream_detector.errors.DataError: data file no/such/file.csv does not exist
-    """
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"data file {p} does not exist")
-    if not p.is_file():
-        raise DataError(f"data file {p} is not a regular file")
-    name = p.name.lower()
-    try:
-        if name.endswith(_PARQUET):
-            frame = pd.read_parquet(p)
-            _release_reader_memory()  # the Arrow table the frame was converted from
-        elif name.endswith(_CSV):
-            frame = pd.read_csv(p, sep="\t" if name.endswith(".tsv") else ",", low_memory=False)
-        else:
-            raise DataError(
-                f"data file {p} must be CSV ({', '.join(_CSV)}) or Parquet ({', '.join(_PARQUET)}); "
-                f"got suffix {p.suffix or '(none)'!r}"
-            )
-    except DataError:
-        raise
-    except PermissionError as exc:
-        raise DataError(f"data file {p} cannot be read: permission denied") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"data file {p} is empty") from exc
-    except (
-        OSError,
-        ValueError,
-        UnicodeDecodeError,
-        pd.errors.ParserError,
-        pyarrow.ArrowException,
-    ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"data file {p} cannot be read: {first}") from exc
-    if frame.empty:
-        raise DataError(f"data file {p} has no rows")
-    return frame
 
 
 def _labels(frame: pd.DataFrame, label: str, source: str) -> npt.NDArray[np.int64]:
@@ -264,6 +221,92 @@ def _drop_constant(
     return X[:, keep], [names[j] for j in keep], constant
 
 
+def spec_features(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    y: npt.NDArray[np.int64] | None,
+    *,
+    source: str = "data",
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The spec's features of a raw history: ``(X, order, timestamps)``.
+
+    One pass of the feature engine over the rows sorted by ``(timestamp, event_id)`` with an
+    empty in-memory store, each label (when ``y`` is given) known from its event's own time:
+    a delayed window then counts only labels of events older than its delay, which is what
+    ``serve`` sees when labels arrive within the delay. ``order[i]`` is the file row of
+    ``X[i]``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [10.0, 30.0, 5.0],
+    ...                       "timestamp": [2_000, 1_000, 1_500]})
+    >>> spec = FeatureSpec(windows=[{"key": "customer_id", "windows": ["1h"],
+    ...                              "field": "amount", "stats": ["count", "mean"]}])
+    >>> X, order, ts = spec_features(frame, spec, None)
+    >>> order.tolist(), X.tolist()
+    ([1, 2, 0], [[1.0, 30.0], [1.0, 5.0], [2.0, 20.0]])
+    """
+    cols = history_columns(frame, spec, source=source)
+    events = cols.events
+    ts = events[spec.timestamp]
+    labels = None
+    if y is not None and spec.has_labels:
+        labels = label_columns(events["event_id"], y[cols.order], ts)
+    X = FeatureEngine(spec, MemoryStore()).transform(events, labels=labels)
+    return np.ascontiguousarray(X, dtype=np.float64), cols.order, ts
+
+
+def _load_with_spec(
+    path: str | os.PathLike[str],
+    label: str,
+    cfg: DataSettings,
+    spec: FeatureSpec,
+    features: Sequence[str] | None,
+    fill: npt.NDArray[np.float64] | None,
+) -> Dataset:
+    frame = read_table(path)
+    source = f"data file {Path(path)}"
+    y = _labels(frame, label, source)
+    bad = [f for f in spec.required_fields if f == label]
+    if bad:
+        raise DataError(f"the label column {label!r} cannot be read by the feature spec")
+    X, order, ts = spec_features(frame, spec, y, source=source)
+    y = y[order]
+    amount = None
+    if cfg.amount_column is not None and cfg.amount_column in frame.columns:
+        col = frame[cfg.amount_column]
+        if pd.api.types.is_numeric_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)[order]
+            if np.all(np.isfinite(values)):
+                amount = values
+    del frame
+    _release_reader_memory()
+    names = list(spec.names)
+    if features is not None:
+        unknown = [f for f in features if f not in names]
+        if unknown:
+            raise DataError(f"the bundle's features {unknown} are not among the spec's {names}")
+        X = np.ascontiguousarray(X[:, [names.index(f) for f in features]])
+        names = list(features)
+    notes: dict[str, Any] = {}
+    imputed = _fill_missing(X, names, cfg.missing, fill)
+    if imputed:
+        notes["imputed_values"] = imputed
+    if features is None:
+        X, names, dropped = _drop_constant(X, names, cfg.constant_columns)
+        if dropped:
+            notes["dropped_constant_columns"] = dropped
+    return Dataset(
+        X=np.ascontiguousarray(X),
+        y=y,
+        features=tuple(names),
+        label=label,
+        timestamps=ts if spec.timestamp in spec.required_fields else None,
+        amount=amount,
+        notes=notes,
+    )
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     label: str,
@@ -271,6 +314,7 @@ def load_dataset(
     *,
     features: Sequence[str] | None = None,
     fill_values: npt.ArrayLike | None = None,
+    spec: FeatureSpec | None = None,
 ) -> Dataset:
     """Load and check a labelled data file.
 
@@ -288,6 +332,9 @@ def load_dataset(
     fill_values
         With ``missing: impute_median``, fill with these per-feature values (the bundle's
         training medians) instead of this file's medians.
+    spec
+        Compute these features from the raw history (see :func:`spec_features`); ``features``
+        then picks among the spec's names. Rows come out in ``(timestamp, event_id)`` order.
 
     Examples
     --------
@@ -299,9 +346,11 @@ def load_dataset(
     (('amount', 'hour'), [0, 1, 0], 1)
     """
     cfg = settings or DataSettings()
+    fill = None if fill_values is None else np.asarray(fill_values, dtype=np.float64)
+    if spec is not None:
+        return _load_with_spec(path, label, cfg, spec, features, fill)
     frame = read_table(path)
     source = f"data file {Path(path)}"
-    frame.columns = [str(c) for c in frame.columns]
     y = _labels(frame, label, source)
     ts = _timestamps(frame)
     if ts is not None:
@@ -320,7 +369,6 @@ def load_dataset(
                 amount = values
     del frame
     _release_reader_memory()
-    fill = None if fill_values is None else np.asarray(fill_values, dtype=np.float64)
     notes: dict[str, Any] = {}
     imputed = _fill_missing(X, names, cfg.missing, fill)
     if imputed:

@@ -1,10 +1,15 @@
 """``stream-detector demo``: the whole product, end to end, on the embedded broker.
 
 1. start the embedded Kafka-compatible broker on a free port and create the topics;
-2. simulate a labelled history of card transactions and train a model bundle on it;
-3. start ``stream-detector serve`` as a separate process against the broker;
-4. stream the next day's transactions live (with a few malformed messages mixed in), printing
-   each alert as it arrives;
+2. simulate a labelled history of card transactions (ending today) and train a model bundle on
+   it, with the behavioural features for card transactions
+   (:data:`~stream_detector.simulate.CARD_FEATURES`, the set ``configs/train.yaml`` ships;
+   ``--raw-fields``: the transactions' numeric fields as they are);
+3. start ``stream-detector serve`` as a separate process against the broker, its feature state
+   backfilled from the history;
+4. stream the next days' transactions live with their labels a minute (of event time) later,
+   and a few malformed messages mixed in, printing each alert as it arrives with the
+   behavioural features that raised its score;
 5. print a summary (events, alerts, precision and recall against the simulator's ground truth,
    dead letters, the service's own counters) and stop everything it started.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -25,17 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from stream_detector.cli import main
 from stream_detector.command import Command
 from stream_detector.devbroker import EmbeddedBroker, free_port
 from stream_detector.errors import BrokerError, StreamDetectorError
-from stream_detector.simulate import LABEL_COLUMN, TransactionSimulator
+from stream_detector.simulate import CARD_FEATURES, LABEL_COLUMN, TransactionSimulator
 from stream_detector.simulate.output import write_csv
 
 __all__ = ["DEMO", "DemoCommand"]
 
 TOPICS = {"events": 4, "labels": 1, "decisions": 4, "alerts": 4, "events.dlq": 1}
+_LABEL_DELAY_MS = 60_000
+"""A live label follows its event by a minute of event time."""
 _MALFORMED = (
     b"this is not json",
     b'{"amount": "12.50", "hour_of_day": 3}',
@@ -103,7 +112,7 @@ class _Outputs(threading.Thread):
 
 @contextlib.contextmanager
 def _serve(
-    bootstrap: str, model: Path, metrics_port: int, log: Path
+    bootstrap: str, model: Path, metrics_port: int, log: Path, history: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
@@ -123,6 +132,8 @@ def _serve(
         str(metrics_port),
         "--group-id",
         "demo",
+        "--backfill",
+        str(history),
     ]
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -209,6 +220,12 @@ class DemoCommand(Command):
             default="auto",
             help="training technique (default auto: compare the techniques, train the winner)",
         )
+        parser.add_argument(
+            "--raw-fields",
+            action="store_true",
+            help="train on the transactions' numeric fields as they are, not the behavioural "
+            "features",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         if args.events < 1 or args.rate <= 0 or args.history_days < 2:
@@ -222,10 +239,18 @@ class DemoCommand(Command):
                 f.unlink()
             model.rmdir()
 
-        sim = TransactionSimulator.from_preset("demo", random_state=args.seed)
+        # The history ends yesterday, so the live days are today's (event lag stays small).
+        start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.history_days)
+        sim = TransactionSimulator.from_preset(
+            "demo", random_state=args.seed, start_date=start.isoformat()
+        )
         history = sim.generate(start_day=0, n_days=args.history_days)
         history_csv = work / "history.csv"
         write_csv(history, history_csv)
+        config = work / "train.yaml"
+        keys = ["customer_id", "terminal_id"]
+        section = {"data": {"exclude": keys}} if args.raw_fields else {"features": CARD_FEATURES}
+        config.write_text(yaml.safe_dump(section, sort_keys=False), encoding="utf-8")
         _say(
             f"[1/5] simulated {len(history):,} past transactions, {history.n_frauds} frauds "
             f"({history.fraud_rate:.2%}) -> {history_csv}"
@@ -242,6 +267,8 @@ class DemoCommand(Command):
                 str(model),
                 "--technique",
                 args.technique,
+                "--config",
+                str(config),
             ]
         )
         if code != 0:
@@ -263,7 +290,7 @@ class DemoCommand(Command):
             _say(f"[3/5] embedded broker at {bootstrap}; topics {', '.join(TOPICS)}")
             metrics_port = free_port()
             log = work / "serve.log"
-            with _serve(bootstrap, model, metrics_port, log) as proc:
+            with _serve(bootstrap, model, metrics_port, log, history_csv) as proc:
                 _wait_ready(metrics_port, proc, log)
                 _say(
                     f"[4/5] serve is ready; metrics at http://127.0.0.1:{metrics_port}/metrics; "
@@ -292,9 +319,16 @@ class DemoCommand(Command):
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         n_bad = 0
         t0 = time.monotonic()
+        labels = live.iter_labels(_LABEL_DELAY_MS)
+        label = next(labels, None)
         for i, event in enumerate(live.iter_events()):
-            event["timestamp"] = int(time.time() * 1000)  # live: stamped when sent
-            producer.send("events", key=event["event_id"].encode(), value=orjson.dumps(event))
+            # Labels known by this event's time go first, as they would arrive in production.
+            while label is not None and label["timestamp"] <= event["timestamp"]:
+                producer.send("labels", key=label["event_id"].encode(), value=orjson.dumps(label))
+                label = next(labels, None)
+            # One partition's order per card: the card's windows see its events in time order.
+            key = event["customer_id"].encode()
+            producer.send("events", key=key, value=orjson.dumps(event))
             if i % 600 == 300:
                 producer.send(
                     "events", key=f"bad-{n_bad}".encode(), value=_MALFORMED[n_bad % len(_MALFORMED)]

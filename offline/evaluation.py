@@ -188,12 +188,15 @@ def evaluate_bundle(
 ) -> BundleEvaluation:
     """Score labelled data with a trained bundle and measure it at the bundle's threshold.
 
-    The data must hold every feature the bundle names. With ``missing: impute_median``
-    missing values are filled with the bundle's training medians.
+    The data must hold every feature the bundle names, or, for a bundle with a feature spec,
+    the raw fields the spec reads (its features are computed over this file alone). With
+    ``missing: impute_median`` missing values are filled with the bundle's training medians.
     """
     bundle = load_bundle(model_dir)
     cfg = settings or DataSettings()
-    ds = load_dataset(data, label, cfg, features=bundle.features, fill_values=bundle.reference)
+    ds = load_dataset(
+        data, label, cfg, features=bundle.features, fill_values=bundle.reference, spec=bundle.spec
+    )
     scores = bundle.score_samples(ds.X)
     metrics = evaluate_scores(ds.y, scores, bundle.threshold, k=k, amount=ds.amount)
     return BundleEvaluation(bundle, ds, scores, metrics, _policy_check(bundle, metrics))

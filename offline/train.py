@@ -248,7 +248,7 @@ def train_model(
         raise BundleError(f"--out {target} is a file; give a directory for the bundle")
     if target.exists() and any(target.iterdir()):
         raise BundleError(f"bundle directory {target} exists and is not empty")
-    ds = load_dataset(data, label, settings.data)
+    ds = load_dataset(data, label, settings.data, spec=settings.features)
     _check_policy(settings, ds)
     comparison = selection = None
     if from_compare is not None:
@@ -335,5 +335,6 @@ def train_model(
         # Column by column: the same medians, faster than axis=0 on a C-ordered matrix (README).
         reference=np.array([np.median(ds.X[:, j]) for j in range(ds.X.shape[1])]),
         extra=_manifest_extra(settings, ds, result, final, selection, mask, calibration),
+        feature_spec=settings.features,
     )
     return TrainResult(manifest, final, result, ds, comparison)

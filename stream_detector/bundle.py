@@ -29,8 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stream_detector.errors import BundleError
-from stream_detector.features import NumericFeatures
+from stream_detector.errors import BundleError, ConfigError
+from stream_detector.features import FeatureSpec, NumericFeatures
 from stream_detector.scoring import Scorer, scorer_from_payload, top_reasons
 
 __all__ = ["FORMAT_VERSION", "Manifest", "ModelBundle", "load_bundle", "write_bundle"]
@@ -63,6 +63,9 @@ class Manifest(BaseModel):
     metrics: dict[str, float | None]
     files: dict[str, str]
     versions: dict[str, str]
+    feature_spec: dict[str, Any] | None = None
+    """The ``features:`` section the model was trained with; ``features`` are among its
+    names. None: ``features`` are numeric event fields used as they are."""
 
     @field_validator("files")
     @classmethod
@@ -111,6 +114,12 @@ class ModelBundle:
         self.reference = reference
         self.path = path
         self.feature_step = NumericFeatures(manifest.features)
+        self.spec: FeatureSpec | None = _spec_of(manifest)
+        self.feature_index: npt.NDArray[np.intp] | None = None
+        """Columns of the spec's output the model reads (None without a spec)."""
+        if self.spec is not None:
+            names = self.spec.names
+            self.feature_index = np.array([names.index(f) for f in manifest.features])
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -131,6 +140,20 @@ class ModelBundle:
     def reasons(self, X: npt.NDArray[np.float64], top: int = 3) -> list[list[dict[str, Any]]]:
         """The features that pushed each row's score up most (see ``scoring.top_reasons``)."""
         return top_reasons(self.scorer, X, self.reference, self.features, top=top)
+
+
+def _spec_of(manifest: Manifest) -> FeatureSpec | None:
+    """The manifest's feature spec, checked against its features; BundleError otherwise."""
+    if manifest.feature_spec is None:
+        return None
+    try:
+        spec = FeatureSpec.parse(manifest.feature_spec, where="manifest feature_spec")
+    except ConfigError as exc:
+        raise BundleError(str(exc)) from None
+    unknown = [f for f in manifest.features if f not in spec.names]
+    if unknown:
+        raise BundleError(f"manifest features {unknown} are not among its feature spec's names")
+    return spec
 
 
 def _sha256(path: Path) -> str:
@@ -165,16 +188,22 @@ def write_bundle(
     metrics: Mapping[str, float | None],
     reference: npt.ArrayLike | None = None,
     extra: Mapping[str, Any] | None = None,
+    feature_spec: FeatureSpec | None = None,
 ) -> Manifest:
     """Write a bundle to ``directory`` (created; must be empty or absent) and return its manifest.
 
     ``reference`` holds per-feature typical values (training medians) used to explain scores;
-    zeros when not given.
+    zeros when not given. ``feature_spec`` is recorded so that ``score`` and ``serve``
+    compute the same features from raw events; ``features`` must be among its names.
     """
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BundleError(f"bundle directory {out} exists and is not empty")
     names = NumericFeatures(features).names
+    if feature_spec is not None:
+        unknown = [f for f in names if f not in feature_spec.names]
+        if unknown:
+            raise BundleError(f"features {unknown} are not among the feature spec's names")
     ref = np.zeros(len(names)) if reference is None else np.asarray(reference, dtype=np.float64)
     if ref.shape != (len(names),) or not np.all(np.isfinite(ref)):
         raise BundleError(f"reference must be {len(names)} finite numbers; got shape {ref.shape}")
@@ -207,6 +236,8 @@ def write_bundle(
         "files": files,
         "versions": _library_versions(),
     }
+    if feature_spec is not None:
+        body["feature_spec"] = feature_spec.model_dump(mode="json")
     try:
         manifest = Manifest.model_validate(body)
     except ValidationError as exc:
@@ -277,4 +308,5 @@ def load_bundle(directory: str | os.PathLike[str]) -> ModelBundle:
     scorer = scorer_from_payload(spec, arrays)
     if scorer.n_features != n:
         raise BundleError(f"scorer expects {scorer.n_features} features; the manifest names {n}")
+    _spec_of(manifest)
     return ModelBundle(manifest, scorer, reference.astype(np.float64), path=root)

@@ -76,13 +76,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _builtin_commands() -> list[Command]:
+    from stream_detector.backfill import BackfillCommand
     from stream_detector.devbroker import BrokerCommand
     from stream_detector.notify import NotifyCommand
     from stream_detector.score import ScoreCommand
     from stream_detector.service import ServeCommand
     from stream_detector.simulate.command import SimulateCommand
 
-    return [ScoreCommand(), ServeCommand(), SimulateCommand(), BrokerCommand(), NotifyCommand()]
+    return [
+        ScoreCommand(),
+        ServeCommand(),
+        BackfillCommand(),
+        SimulateCommand(),
+        BrokerCommand(),
+        NotifyCommand(),
+    ]
 
 
 def _plugin_commands() -> list[Command]:

@@ -54,6 +54,8 @@ __all__ = [
     "ProducerSettings",
     "ServeMetricsSettings",
     "SettingsSection",
+    "StateSettings",
+    "StoreKind",
     "ThresholdMode",
     "TopicSettings",
     "load_yaml_file",
@@ -71,6 +73,8 @@ ThresholdMode = Literal["fixed", "prior_corrected", "alert_rate"]
 """How the threshold in force is set: as given, corrected to the live class prior, or to keep
 the share of flagged events near a budget (see :mod:`stream_detector.online.thresholds`)."""
 PriorWindow = Literal["rolling", "ewm"]
+StoreKind = Literal["memory", "redis"]
+"""Where per-entity feature state lives: in the process, or in Redis (shared, durable)."""
 
 
 class SettingsSection(BaseModel):
@@ -317,6 +321,35 @@ class OnlineSettings(SettingsSection):
     cold_start: ColdStartSettings = ColdStartSettings()
 
 
+class StateSettings(SettingsSection):
+    """Where the behavioural features' per-entity state lives (bundles with windowed features).
+
+    ``memory`` keeps it in the process: the default, for one replica, the demo and the tests;
+    it is lost on restart. ``redis`` keeps it in a Redis server: it survives restarts and is
+    shared by every replica of the consumer group. An unreachable store is handled like an
+    unreachable broker: the batch waits and is retried, ``/readyz`` answers 503, and after
+    ``give_up_after_s`` the service exits with code 2; no decision is made on missing state.
+    """
+
+    store: StoreKind = "memory"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """``redis://[:password@]host:port/db`` (``rediss://`` for TLS); a secret, as it may hold a
+    password: set STREAM_DETECTOR_STATE__REDIS_URL rather than writing one here."""
+    key_prefix: str = Field(default="stream-detector", min_length=1, max_length=64)
+    """Prefix of every Redis key (``<prefix>|``, then the feature spec's hash)."""
+    timeout_s: float = Field(default=5.0, gt=0)
+    """Connecting, or a Redis command, not answered within this long fails the attempt (and
+    the batch is retried)."""
+    retry_backoff_s: float = Field(default=0.5, gt=0)
+    """Pause between two attempts of a batch while the store is unreachable."""
+    give_up_after_s: float = Field(default=300.0, gt=0)
+    """A store unreachable this long: the service exits with code 2."""
+    backfill: str | None = None
+    """A raw history file (CSV or Parquet) computed into the store at start-up, before the
+    first batch (as ``stream-detector backfill`` does): how a ``memory`` store starts with
+    the history; harmless on a ``redis`` store that holds it already."""
+
+
 class NotifySettings(SettingsSection):
     """``stream-detector notify``: alerts from the alerts topic to an HTTP webhook."""
 
@@ -392,7 +425,8 @@ def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
     cause = (err.get("ctx") or {}).get("error")
     if err["type"] == "value_error" and isinstance(cause, ValueError):
         return ConfigError(f"{source} key '{key}': {cause}")
-    shown = "***" if any(w in key for w in ("password", "token", "secret")) else repr(received)
+    secret = any(w in key for w in ("password", "token", "secret", "redis_url"))
+    shown = "***" if secret else repr(received)
     return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
 
 
@@ -521,6 +555,7 @@ class DetectorSettings(LayeredSettings):
     processing_guarantee: ProcessingGuarantee = "at_least_once"
     dedupe: DedupeSettings = DedupeSettings()
     reasons_top: int = Field(default=3, ge=0, le=50)
+    state: StateSettings = StateSettings()
     log_level: LogLevel = "INFO"
     notify: NotifySettings = NotifySettings()
     status_interval_s: float = Field(default=60.0, ge=0.0)

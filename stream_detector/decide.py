@@ -6,6 +6,12 @@ each valid event gets a decision; the flagged
 ones also get an alert with ``reasons``. Invalid messages come back as dead letters with the
 reason. Because ``score`` and ``serve`` both run this code, they give the same scores and
 flags for the same model and events.
+
+A bundle with a feature spec reads raw fields (keys, timestamp, numeric fields) instead, and
+its features come from the :class:`~stream_detector.features.FeatureEngine` over the
+decider's state store: a batch's labels are added first (:meth:`Decider.add_labels`), then the
+batch's events are computed in arrival order and become state. A store that cannot be reached
+raises :class:`~stream_detector.errors.StateStoreError` before anything is decided.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_detector.bundle import ModelBundle
 from stream_detector.config import ThresholdMode
-from stream_detector.errors import ConfigError
-from stream_detector.events import DEFAULT_MAX_EVENT_BYTES, EventParser
+from stream_detector.errors import ConfigError, EventError
+from stream_detector.events import DEFAULT_MAX_EVENT_BYTES, EventBatch, EventParser
+from stream_detector.features import BatchStats, FeatureEngine, LabelColumns
+from stream_detector.history import key_fields, numeric_fields
 from stream_detector.messages import BatchOutcome, DeadLetter, Message
+from stream_detector.state import MemoryStore, StateStore
 
 __all__ = ["Decider"]
 
@@ -51,6 +61,9 @@ class Decider:
         How many features an alert's ``reasons`` lists.
     max_bytes
         Larger messages are dead-lettered before parsing.
+    store
+        Where the feature engine keeps per-entity state (bundles with a feature spec); a new
+        :class:`~stream_detector.state.MemoryStore` when not given.
 
     Attributes
     ----------
@@ -67,12 +80,37 @@ class Decider:
         threshold: float | None = None,
         reasons_top: int = 3,
         max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        store: StateStore | None = None,
     ) -> None:
         self.bundle = bundle
         self.threshold = check_threshold(bundle.threshold if threshold is None else threshold)
         self.threshold_mode: ThresholdMode = "fixed"
         self.reasons_top = reasons_top
-        self.parser = EventParser(bundle.features, max_bytes=max_bytes)
+        spec = bundle.spec
+        self.engine: FeatureEngine | None = None
+        self.last_stats: BatchStats | None = None
+        """What the last batch's features cost (None without a spec)."""
+        if spec is None:
+            self.parser = EventParser(bundle.features, max_bytes=max_bytes)
+            return
+        if spec.timestamp != "timestamp":
+            raise ConfigError(
+                f"events carry their time in 'timestamp'; the bundle's feature spec reads "
+                f"{spec.timestamp!r}"
+            )
+        self.numeric = numeric_fields(spec)
+        self.parser = EventParser(
+            self.numeric,
+            keys=key_fields(spec),
+            require_timestamp=spec.timestamp in spec.required_fields,
+            max_bytes=max_bytes,
+        )
+        self.engine = FeatureEngine(spec, store if store is not None else MemoryStore())
+
+    def add_labels(self, labels: LabelColumns) -> None:
+        """Make labels state (bundles whose spec counts confirmed frauds; else nothing)."""
+        if self.engine is not None and len(labels["event_id"]) and self.engine.spec.has_labels:
+            self.engine.add_labels(labels)
 
     def decide(
         self,
@@ -92,16 +130,24 @@ class Decider:
         outcome.dead_letters = [DeadLetter(messages[i], err) for i, err in batch.errors]
         if not batch.positions:
             return outcome
-        X = batch.X
+        sources = [messages[i].source for i in batch.positions]
+        event_ids = [
+            event_id if event_id is not None else f"{s.topic}-{s.partition}-{s.offset}"
+            for event_id, s in zip(batch.event_ids, sources, strict=True)
+        ]
+        if self.engine is None:
+            X = batch.X
+        else:
+            X, keep = self._features(batch, event_ids)
+            if not keep.all():
+                batch, sources, event_ids = _late(batch, keep, messages, outcome, self.engine)
+                if not batch.positions:
+                    return outcome
+        outcome.event_ids = event_ids
         scores = self.bundle.score_samples(X)
         threshold, threshold_mode = self.threshold, self.threshold_mode
         flagged = scores >= threshold
         model_version = self.bundle.model_version
-        sources = [messages[i].source for i in batch.positions]
-        event_ids = outcome.event_ids = [
-            event_id if event_id is not None else f"{s.topic}-{s.partition}-{s.offset}"
-            for event_id, s in zip(batch.event_ids, sources, strict=True)
-        ]
         outcome.flagged = flagged.tolist()
         score_list = scores.tolist()
 
@@ -139,3 +185,68 @@ class Decider:
             (wall_ms - ts) / 1000.0 for ts in batch.timestamps_ms if ts is not None
         ]
         return outcome
+
+    def _features(
+        self, batch: EventBatch, event_ids: list[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """The model's feature rows of a parsed batch, and which events were computed (the
+        others are too late for their entity's state)."""
+        engine = self.engine
+        assert engine is not None
+        n = len(event_ids)
+        keys = list(zip(*batch.keys, strict=True)) if n else []
+        events: dict[str, Any] = {
+            "event_id": event_ids,
+            engine.spec.timestamp: np.fromiter(
+                (0 if t is None else t for t in batch.timestamps_ms), dtype=np.int64, count=n
+            ),
+        }
+        for j, key in enumerate(self.parser.keys):
+            events[key] = np.asarray(keys[j], dtype=object) if keys else []
+        for j, name in enumerate(self.numeric):
+            events[name] = batch.X[:, j]
+        result = engine.transform_batch(events)
+        self.last_stats = result.stats
+        keep = ~result.too_late
+        index = self.bundle.feature_index
+        assert index is not None
+        return np.ascontiguousarray(result.values[keep][:, index]), keep
+
+
+def _late(
+    batch: EventBatch,
+    keep: npt.NDArray[np.bool_],
+    messages: Sequence[Message],
+    outcome: BatchOutcome,
+    engine: FeatureEngine,
+) -> tuple[EventBatch, list[Any], list[str]]:
+    """Dead-letter the events the engine refused as too late; the batch of the others."""
+    lateness = engine.spec.lateness
+    rows = np.flatnonzero(~keep).tolist()
+    for j in rows:
+        message = messages[batch.positions[j]]
+        outcome.dead_letters.append(
+            DeadLetter(
+                message,
+                EventError(
+                    "too_late",
+                    f"event time {batch.timestamps_ms[j]} is more than {lateness} behind its "
+                    "entity's latest event",
+                ),
+            )
+        )
+    pick = np.flatnonzero(keep).tolist()
+    kept = EventBatch(
+        positions=[batch.positions[j] for j in pick],
+        X=batch.X[pick],
+        event_ids=[batch.event_ids[j] for j in pick],
+        entity_ids=[batch.entity_ids[j] for j in pick],
+        timestamps_ms=[batch.timestamps_ms[j] for j in pick],
+        keys=[batch.keys[j] for j in pick],
+    )
+    sources = [messages[i].source for i in kept.positions]
+    event_ids = [
+        event_id if event_id is not None else f"{s.topic}-{s.partition}-{s.offset}"
+        for event_id, s in zip(kept.event_ids, sources, strict=True)
+    ]
+    return kept, sources, event_ids

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EventError",
+    "StateStoreError",
     "StreamDetectorError",
 ]
 
@@ -35,6 +36,10 @@ class BundleError(StreamDetectorError):
 
 class BrokerError(StreamDetectorError):
     """The Kafka broker cannot be reached or refused an operation."""
+
+
+class StateStoreError(StreamDetectorError):
+    """The feature state store (Redis) cannot be reached or refused an operation."""
 
 
 class EventError(StreamDetectorError):

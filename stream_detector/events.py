@@ -1,8 +1,11 @@
 """Event schemas and validation.
 
-An event is a flat JSON object. Every feature named in the model bundle must be present as a
+An event is a flat JSON object. Every numeric field the model bundle reads must be present as a
 finite number; ``event_id`` and ``entity_id`` are optional strings; ``timestamp`` is optional,
-ISO 8601 or epoch milliseconds. Other fields pass through and are ignored.
+ISO 8601 or epoch milliseconds. A bundle with behavioural features also declares key fields
+(``customer_id``, ``terminal_id``, ...), each a non-empty string or an integer (read as its
+decimal string), and, when it has time windows, requires the timestamp. Other fields pass
+through and are ignored.
 
 Validation runs in pydantic's JSON parser straight from the message bytes (UTF-8, syntax,
 nesting depth, types and finiteness in one pass). A message that fails is not an exception for
@@ -67,8 +70,15 @@ InvalidReason = Literal[
     "non_finite",
     "bad_identifier",
     "bad_timestamp",
+    "missing_key",
+    "too_late",
 ]
-"""Why a message was dead-lettered: the ``reason`` label and the ``error.type`` header."""
+"""Why a message was dead-lettered: the ``reason`` label and the ``error.type`` header.
+
+``missing_key``: a key field of the behavioural features is absent or null (a key of another
+type is ``bad_identifier``); ``bad_timestamp`` also covers a missing timestamp when the bundle
+has time windows; ``too_late``: the event is older than its entity's latest event by more
+than the feature spec's ``lateness`` (decided by the feature engine, not the parser)."""
 
 LabelReason = Literal[
     "empty",
@@ -96,6 +106,8 @@ class Event:
     entity_id: str | None
     timestamp_ms: int | None
     values: tuple[float, ...]
+    keys: tuple[str, ...] = ()
+    """The key fields' values, in the parser's ``keys`` order."""
 
 
 @dataclass(slots=True)
@@ -112,6 +124,8 @@ class EventBatch:
     entity_ids: list[str | None] = field(default_factory=list)
     timestamps_ms: list[int | None] = field(default_factory=list)
     errors: list[tuple[int, EventError]] = field(default_factory=list)
+    keys: list[tuple[str, ...]] = field(default_factory=list)
+    """Each valid event's key values, in the parser's ``keys`` order (empty tuples without)."""
 
 
 def parse_timestamp(value: Any) -> int | None:
@@ -168,6 +182,12 @@ class _NotPlain(Exception):
 
 
 _IDENTIFIERS = frozenset({"event_id", "entity_id"})
+_KeyValue = Annotated[str, Field(min_length=1, max_length=_MAX_ID_LENGTH)] | int
+
+
+def _key_text(value: Any) -> str:
+    """A key field's value as a string: strings as they are, integers in decimal."""
+    return value if type(value) is str else str(value)
 
 
 def check_size(value: bytes | None, max_bytes: int, what: str) -> bytes:
@@ -192,27 +212,58 @@ class EventParser:
     Parameters
     ----------
     features
-        The bundle's ordered feature names.
+        The ordered numeric fields the bundle reads (may be empty when ``keys`` are given).
+    keys
+        Key fields every event must carry (``missing_key`` otherwise), each a non-empty
+        string or an integer.
+    require_timestamp
+        Refuse an event without a timestamp (``bad_timestamp``): time windows need it.
     max_bytes
         Messages longer than this are refused before parsing (reason ``too_large``).
+
+    Examples
+    --------
+    >>> parser = EventParser(["amount"], keys=["customer_id"], require_timestamp=True)
+    >>> event = parser.parse(b'{"customer_id": 17, "amount": 3.5, "timestamp": 1000}')
+    >>> event.keys, event.values, event.timestamp_ms
+    (('17',), (3.5,), 1000)
+    >>> for bad in (b'{"amount": 3.5, "timestamp": 1000}', b'{"customer_id": "c", "amount": 1}'):
+    ...     try:
+    ...         parser.parse(bad)
+    ...     except EventError as err:
+    ...         print(err.reason, "|", err)
+    missing_key | key field 'customer_id' is missing
+    bad_timestamp | timestamp is missing; the bundle's time windows need the event time
     """
 
     def __init__(
-        self, features: Sequence[str], *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+        self,
+        features: Sequence[str],
+        *,
+        keys: Sequence[str] = (),
+        require_timestamp: bool = False,
+        max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.features = tuple(features)
+        self.keys = tuple(keys)
+        self.require_timestamp = require_timestamp
         self.max_bytes = max_bytes
         fields: dict[str, Any] = {
             f"f{i}": (float, Field(alias=name)) for i, name in enumerate(self.features)
         }
-        self._model: type[_Envelope] = create_model("EventModel", __base__=_Envelope, **fields)
-        self._alias = {f"f{i}": name for i, name in enumerate(self.features)}
-        # The features of a parsed document, as a tuple (KeyError when one is missing).
-        getter = operator.itemgetter(*self.features)
-        self._row_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            getter if len(self.features) > 1 else lambda doc: (getter(doc),)
+        key_fields: dict[str, Any] = {
+            f"k{i}": (_KeyValue, Field(alias=name)) for i, name in enumerate(self.keys)
+        }
+        self._model: type[_Envelope] = create_model(
+            "EventModel", __base__=_Envelope, **fields, **key_fields
         )
+        self._alias = {f"f{i}": name for i, name in enumerate(self.features)}
+        self._key_alias = {f"k{i}": name for i, name in enumerate(self.keys)}
+        # The features of a parsed document, as a tuple (KeyError when one is missing).
+        self._row_of = _tuple_getter(self.features)
+        self._keys_of = _tuple_getter(self.keys)
         self._values = operator.attrgetter(*fields) if len(fields) > 1 else None
+        self._key_values = _tuple_getter(tuple(key_fields), attributes=True)
 
     def parse(self, value: bytes | None) -> Event:
         """Validate one message value; raise EventError with a reason when it is invalid."""
@@ -225,9 +276,18 @@ class EventParser:
             timestamp_ms = parse_timestamp(model.timestamp)
         except ValueError as exc:
             raise EventError("bad_timestamp", str(exc)) from None
+        if timestamp_ms is None and self.require_timestamp:
+            raise EventError(
+                "bad_timestamp",
+                "timestamp is missing; the bundle's time windows need the event time",
+            )
         getter = self._values
-        values = tuple(getter(model)) if getter is not None else (model.f0,)  # type: ignore[attr-defined]
-        return Event(model.event_id, model.entity_id, timestamp_ms, values)
+        if getter is not None:
+            values = tuple(getter(model))
+        else:
+            values = (model.f0,) if self.features else ()  # type: ignore[attr-defined]
+        keys = tuple(_key_text(v) for v in self._key_values(model))
+        return Event(model.event_id, model.entity_id, timestamp_ms, values, keys)
 
     def parse_many(self, values: Sequence[bytes | None]) -> EventBatch:
         """Validate a batch of message values at once, with the results :meth:`parse` gives.
@@ -248,9 +308,16 @@ class EventParser:
         >>> [(i, err.reason) for i, err in batch.errors]
         [(1, 'missing_feature')]
         """
-        max_bytes, loads, row_of = self.max_bytes, orjson.loads, self._row_of
+        max_bytes, loads, row_of, keys_of = (
+            self.max_bytes,
+            orjson.loads,
+            self._row_of,
+            self._keys_of,
+        )
+        need_time = self.require_timestamp
         positions: list[int] = []
         rows: list[tuple[Any, ...]] = []
+        key_rows: list[tuple[str, ...]] = []
         event_ids: list[str | None] = []
         entity_ids: list[str | None] = []
         stamps: list[int | None] = []
@@ -265,6 +332,9 @@ class EventParser:
                 row = row_of(doc)
                 if not _NUMBER_TYPES.issuperset(map(type, row)):
                     raise _NotPlain
+                keys = keys_of(doc)
+                if keys and not all(type(k) is str and 0 < len(k) <= _MAX_ID_LENGTH for k in keys):
+                    keys = _plain_keys(keys)
                 event_id = doc.get("event_id")
                 if event_id is not None and (
                     type(event_id) is not str or not 0 < len(event_id) <= _MAX_ID_LENGTH
@@ -283,21 +353,23 @@ class EventParser:
                         stamp = int(stamp)
                     else:
                         raise _NotPlain
+                elif need_time and stamp is None:
+                    raise _NotPlain
             except (_NotPlain, KeyError, ValueError):  # orjson.JSONDecodeError is a ValueError
                 slow.append(i)
                 continue
             positions.append(i)
             rows.append(row)
+            key_rows.append(keys)
             event_ids.append(event_id)
             entity_ids.append(entity_id)
             stamps.append(stamp)
         X = np.array(rows, dtype=np.float64).reshape(len(rows), len(self.features))
         plain: npt.NDArray[np.bool_] = np.asarray((np.abs(X) < _EXACT).all(axis=1))
+        fast = EventBatch(positions, X, event_ids, entity_ids, stamps, keys=key_rows)
         if not slow and plain.all():
-            return EventBatch(positions, X, event_ids, entity_ids, stamps)
-        return self._merge_slow(
-            values, slow, plain, EventBatch(positions, X, event_ids, entity_ids, stamps)
-        )
+            return fast
+        return self._merge_slow(values, slow, plain, fast)
 
     def _merge_slow(
         self,
@@ -314,6 +386,7 @@ class EventParser:
             event_ids=[fast.event_ids[j] for j in keep],
             entity_ids=[fast.entity_ids[j] for j in keep],
             timestamps_ms=[fast.timestamps_ms[j] for j in keep],
+            keys=[fast.keys[j] for j in keep],
         )
         slow_rows: list[tuple[float, ...]] = []
         for i in slow:
@@ -326,9 +399,13 @@ class EventParser:
             merged.event_ids.append(event.event_id)
             merged.entity_ids.append(event.entity_id)
             merged.timestamps_ms.append(event.timestamp_ms)
+            merged.keys.append(event.keys)
             slow_rows.append(event.values)
         X = np.concatenate(
-            [fast.X[keep], np.array(slow_rows, dtype=np.float64).reshape(len(slow_rows), -1)]
+            [
+                fast.X[keep],
+                np.array(slow_rows, dtype=np.float64).reshape(len(slow_rows), len(self.features)),
+            ]
             if slow_rows
             else [fast.X[keep]]
         )
@@ -339,6 +416,7 @@ class EventParser:
             merged.event_ids = [merged.event_ids[j] for j in pick]
             merged.entity_ids = [merged.entity_ids[j] for j in pick]
             merged.timestamps_ms = [merged.timestamps_ms[j] for j in pick]
+            merged.keys = [merged.keys[j] for j in pick]
             X = X[order]
         merged.X = X
         return merged
@@ -354,13 +432,44 @@ class EventParser:
         )
 
     def _missing_feature(self, field: str) -> EventError:
+        if field in self.keys:
+            return EventError("missing_key", f"key field {field!r} is missing")
         return EventError(
             "missing_feature", f"feature {self._alias.get(field, field)!r} is missing"
         )
 
     def _invalid_feature(self, field: str, err: ErrorDetails) -> EventError:
+        if field in self.keys:
+            if err.get("input") is None:
+                return EventError("missing_key", f"key field {field!r} is missing")
+            return EventError(
+                "bad_identifier", f"key field {field!r} must be a non-empty string or an integer"
+            )
         reason = "non_finite" if err["type"] == "finite_number" else "non_numeric"
         return EventError(reason, f"feature {self._alias.get(field, field)!r}: {err['msg']}")
+
+
+def _tuple_getter(
+    names: Sequence[str], *, attributes: bool = False
+) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving ``names`` of a mapping (or attributes of an object) as a tuple."""
+    if not names:
+        return lambda _: ()
+    getter = (operator.attrgetter if attributes else operator.itemgetter)(*names)
+    return getter if len(names) > 1 else lambda doc: (getter(doc),)
+
+
+def _plain_keys(keys: tuple[Any, ...]) -> tuple[str, ...]:
+    """Key values as strings when each is an acceptable string or integer; else decline."""
+    out = []
+    for k in keys:
+        if type(k) is int:
+            out.append(str(k))
+        elif type(k) is str and 0 < len(k) <= _MAX_ID_LENGTH:
+            out.append(k)
+        else:
+            raise _NotPlain
+    return tuple(out)
 
 
 class LabelMessage(BaseModel):

@@ -247,6 +247,39 @@ class DetectorMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        # Behavioural features (stream_detector.features) and their state store.
+        self.feature_seconds = Histogram(
+            "feature_seconds",
+            "Time computing a batch's behavioural features, store round trips included.",
+            buckets=_SECONDS_BUCKETS,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.store_round_trips = Counter(
+            "store_round_trips",
+            "Round trips to the feature state store.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.store_seconds = Histogram(
+            "store_seconds",
+            "Latency of the state store, per batch: its round trips' total time.",
+            buckets=_SECONDS_BUCKETS,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "store_errors",
+            "Failed attempts to reach the state store (each batch attempt counts once).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.store_keys = Gauge(
+            "store_keys",
+            "Keys the state store holds: entities, the event index, labels waiting.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.validation_precision.set(math.nan)
         self.validation_recall.set(math.nan)
         # Every label value known in advance shows at 0 from the first scrape, so rate() and

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
 
 from stream_detector.config import DetectorSettings
 
@@ -80,7 +81,12 @@ def settings_secrets(settings: DetectorSettings) -> list[str]:
         settings.notify.secret,
         settings.notify.auth_token,
     ]
-    return [s.get_secret_value() for s in found if s is not None]
+    secrets = [s.get_secret_value() for s in found if s is not None]
+    # The Redis URL's password (redis://:password@host:port/db), when it has one.
+    redis_password = urlsplit(settings.state.redis_url.get_secret_value()).password
+    if redis_password:
+        secrets.append(unquote(redis_password))
+    return secrets
 
 
 def install_secret_filter(settings: DetectorSettings, logger: logging.Logger | None = None) -> None:

@@ -4,6 +4,13 @@ Each input line is one event; each valid event gives one decision line, in input
 exactly as ``serve`` would decide it (same code path, :class:`~stream_detector.decide.Decider`).
 Invalid lines are reported on stderr with their line number and reason, and skipped; with
 ``--strict`` any invalid line makes the command fail with exit code 2.
+
+For a bundle with behavioural features, ``--history FILE`` first computes a raw history into
+the in-memory state (as ``backfill`` does for the service's store), and ``--labels FILE``
+replays a label file (the ``labels`` topic's messages, each with the time it became known):
+before each chunk of events, the labels known by the chunk's latest event time are added, as
+the service adds a batch's labels before its events. The state then holds what the service's
+store held, so the decisions are the service's.
 """
 
 from __future__ import annotations
@@ -15,13 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import orjson
 
+from stream_detector.backfill import backfill
 from stream_detector.bundle import load_bundle
 from stream_detector.command import Command
 from stream_detector.decide import Decider
-from stream_detector.errors import DataError
+from stream_detector.errors import ConfigError, DataError
+from stream_detector.events import parse_timestamp
+from stream_detector.features import LabelColumns
 from stream_detector.flags import THRESHOLD
+from stream_detector.history import read_labels
 from stream_detector.messages import Message, Source
 
 __all__ = ["ScoreCommand"]
@@ -78,6 +90,16 @@ class ScoreCommand(Command):
             help="features listed in reasons of flagged events (default 3)",
         )
         parser.add_argument(
+            "--history",
+            metavar="FILE",
+            help="behavioural features: raw history (CSV or Parquet) computed into the state first",
+        )
+        parser.add_argument(
+            "--labels",
+            metavar="FILE",
+            help="behavioural features: labels as JSON Lines, each with the time it became known",
+        )
+        parser.add_argument(
             "--strict",
             action="store_true",
             help="fail (exit 2) on the first invalid line instead of skipping it",
@@ -92,6 +114,13 @@ class ScoreCommand(Command):
             )
         bundle = load_bundle(args.model)
         decider = Decider(bundle, threshold=args.threshold, reasons_top=max(0, args.reasons))
+        if decider.engine is None and (args.history or args.labels):
+            raise ConfigError(
+                f"--history and --labels need a bundle with a feature spec; {args.model} has none"
+            )
+        if decider.engine is not None and args.history:
+            backfill(decider.engine, bundle, args.history)
+        labels = _Labels(read_labels(args.labels) if args.labels else None, decider)
         topic = args.input
         n_ok = n_bad = n_flagged = 0
         with _open_in(args.input) as src, _open_out(args.output) as dst:
@@ -102,10 +131,12 @@ class ScoreCommand(Command):
                     continue
                 chunk.append(Message(None, stripped, Source(topic, 0, offset)))
                 if len(chunk) >= _CHUNK:
+                    labels.before(chunk)
                     first = n_ok + n_bad == 0
                     ok, bad, flagged = self._flush(decider, chunk, dst, args.strict, first)
                     n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
                     chunk = []
+            labels.before(chunk)
             first = n_ok + n_bad == 0
             ok, bad, flagged = self._flush(decider, chunk, dst, args.strict, first)
             n_ok, n_bad, n_flagged = n_ok + ok, n_bad + bad, n_flagged + flagged
@@ -143,3 +174,41 @@ class ScoreCommand(Command):
             dst.write(orjson.dumps(alerts.get(i, decision)))
             dst.write(b"\n")
         return len(outcome.decisions), len(outcome.dead_letters), len(outcome.alerts)
+
+
+class _Labels:
+    """A label file replayed in step with the events: before a chunk, the labels known by
+    its latest event time."""
+
+    def __init__(self, labels: LabelColumns | None, decider: Decider) -> None:
+        self.decider = decider
+        self.labels = labels
+        self.order = (
+            np.argsort(labels["known_at"], kind="stable")
+            if labels is not None
+            else np.empty(0, dtype=np.intp)
+        )
+        self.next = 0
+
+    def before(self, chunk: list[Message]) -> None:
+        if self.labels is None or self.next >= self.order.size:
+            return
+        stamps = [t for t in (_event_time(m.value) for m in chunk) if t is not None]
+        if not stamps:
+            return
+        known = self.labels["known_at"][self.order]
+        end = int(np.searchsorted(known, max(stamps), side="right"))
+        if end > self.next:
+            pick = self.order[self.next : end]
+            self.decider.add_labels({name: values[pick] for name, values in self.labels.items()})
+            self.next = end
+
+
+def _event_time(value: bytes | None) -> int | None:
+    """The event time of a raw line, or None when it has none readable."""
+    try:
+        doc = orjson.loads(value or b"")
+        stamp = doc.get("timestamp") if isinstance(doc, dict) else None
+        return parse_timestamp(stamp)
+    except (ValueError, TypeError):
+        return None

@@ -15,7 +15,12 @@ the events take, so label offsets get the same never-lost guarantee at no extra 
 the range assignor, when events are keyed by ``event_id`` like labels and both topics have as
 many partitions, partition *i* of both lands on the same instance, so labels meet the
 decisions they judge even with several instances in the group. Label records never reach the
-model; :mod:`stream_detector.online` learns from them after the commit. SIGHUP re-reads the
+model; :mod:`stream_detector.online` learns from them after the commit. For a bundle with
+behavioural features, a batch's valid labels also become feature state before its events are
+computed (confirmed frauds feed the label-based windows). The state store (``state.store``)
+being unreachable is handled like the broker: the batch waits and is retried, ``/readyz``
+answers 503 meanwhile, and after ``state.give_up_after_s`` the service exits with code 2;
+nothing is decided on missing state. SIGHUP re-reads the
 config file's threshold, mode and alert budget between two batches (see
 :mod:`stream_detector.online.control`, which also documents the admin endpoint).
 """
@@ -33,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 from kafka import KafkaConsumer
@@ -41,12 +46,14 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from stream_detector.backfill import backfill
 from stream_detector.bundle import ModelBundle, load_bundle
 from stream_detector.command import Command
 from stream_detector.config import DetectorSettings, ThresholdMode
 from stream_detector.decide import Decider
 from stream_detector.endpoints import EndpointServer
-from stream_detector.errors import BrokerError
+from stream_detector.errors import BrokerError, StateStoreError
+from stream_detector.events import parse_timestamp
 from stream_detector.flags import (
     LOG_LEVEL,
     THRESHOLD,
@@ -71,6 +78,8 @@ from stream_detector.online import (
     reload_config,
 )
 from stream_detector.redact import install_secret_filter
+from stream_detector.state import StateStore
+from stream_detector.state.factory import make_store
 
 __all__ = ["GC_THRESHOLDS", "SERVE_FLAGS", "ServeCommand", "Service", "StatusTotals", "tune_gc"]
 
@@ -110,6 +119,10 @@ class Service:
         self.bundle = bundle
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = DetectorMetrics(self.registry, score_buckets=settings.metrics.score_buckets)
+        self.store: StateStore | None = (
+            make_store(settings.state, bundle.spec) if bundle.spec is not None else None
+        )
+        self._store_ok = True
         self._scores = BatchObserver(self.metrics.score)
         self._event_lags = BatchObserver(self.metrics.event_lag_seconds)
         self.decider = Decider(
@@ -117,6 +130,7 @@ class Service:
             threshold=settings.threshold,
             reasons_top=settings.reasons_top,
             max_bytes=settings.max_message_bytes,
+            store=self.store,
         )
         # The online side (stream_detector.online): thresholds, labels, drift, live control.
         self.online = OnlineMonitor(settings, bundle, metrics=self.metrics)
@@ -158,8 +172,9 @@ class Service:
         self._reload.set()
 
     def is_ready(self) -> bool:
-        """True while the consumer is connected and assigned and a model is loaded."""
-        return self._ready and self.delivery.healthy
+        """True while the consumer is connected and assigned, a model is loaded and the state
+        store (if any) answers."""
+        return self._ready and self.delivery.healthy and self._store_ok
 
     def run(self) -> int:
         """Serve until :meth:`stop`; return the exit code."""
@@ -174,6 +189,7 @@ class Service:
         m.ready.set_function(lambda: float(self.is_ready()))
         self.endpoints.start()
         try:
+            self._backfill()
             self.delivery.start()
             self._consumer = make_consumer(
                 self.settings, should_stop=self._stop.is_set, **self.delivery.consumer_overrides()
@@ -203,7 +219,24 @@ class Service:
         finally:
             self._ready = False
             self._close()
+            if self.store is not None:
+                self.store.close()
             self.endpoints.stop()
+
+    def _backfill(self) -> None:
+        """Compute ``state.backfill`` (a raw history) into the store before consuming."""
+        path, engine = self.settings.state.backfill, self.decider.engine
+        if path is None or engine is None:
+            return
+        started = time.monotonic()
+        n = backfill(engine, self.bundle, path)
+        log.info(
+            "backfilled events=%d file=%s store=%s seconds=%.1f",
+            n,
+            path,
+            self.settings.state.store,
+            time.monotonic() - started,
+        )
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -242,7 +275,10 @@ class Service:
             ]
             messages, labels = self._split_labels(messages)
             self.decider.threshold, self.decider.threshold_mode = self.online.threshold_for_batch()
-            outcome = self.decider.decide(messages, decisions=self.settings.decisions_enabled)
+            decided = self._decide(messages, labels)
+            if decided is None:
+                return  # stopping while the store is away: the batch is read again
+            outcome = decided
             self._phase("decided")
             offsets = {
                 tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in records.items()
@@ -260,6 +296,48 @@ class Service:
         self._update_lag(
             {tp: o for tp, o in offsets.items() if tp.topic != self.settings.topics.labels}
         )
+
+    def _decide(self, messages: list[Message], labels: LabelBatch) -> BatchOutcome | None:
+        """Decide a batch; while the state store is unreachable, wait and retry the batch
+        (never deciding on missing state), giving up after ``state.give_up_after_s``. None
+        when asked to stop meanwhile."""
+        state = self.settings.state
+        failing_since: float | None = None
+        store = self.store
+        trips = store.counters.round_trips if store is not None else 0
+        waited = store.counters.seconds if store is not None else 0.0
+        while True:
+            try:
+                if labels.labels and store is not None:
+                    self.decider.add_labels(_label_columns(labels))
+                outcome = self.decider.decide(messages, decisions=self.settings.decisions_enabled)
+            except StateStoreError as exc:
+                self.metrics.store_errors.inc()
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("state store unreachable, retrying the batch error=%s", exc)
+                self._store_ok = False
+                if now - failing_since >= state.give_up_after_s:
+                    raise StateStoreError(
+                        f"the state store ({state.store}) was unreachable for "
+                        f"{state.give_up_after_s:g} s; giving up: {exc}"
+                    ) from exc
+                if self._stop.wait(state.retry_backoff_s):
+                    return None
+                continue
+            if not self._store_ok:
+                log.info("state store reachable again")
+            self._store_ok = True
+            break
+        if store is not None:
+            m, stats = self.metrics, self.decider.last_stats
+            m.store_round_trips.inc(store.counters.round_trips - trips)
+            m.store_seconds.observe(store.counters.seconds - waited)
+            if stats is not None:
+                m.feature_seconds.observe(stats.seconds)
+                m.store_keys.set(stats.entities)
+        return outcome
 
     def _maybe_log_status(self) -> None:
         interval = self.settings.status_interval_s
@@ -333,6 +411,21 @@ class Service:
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
                     max(high - committed.offset, 0)
                 )
+
+
+def _label_columns(labels: LabelBatch) -> dict[str, Any]:
+    """A batch's valid labels as the feature engine's columns; a label without a timestamp is
+    known from now."""
+    now_ms = int(time.time() * 1000)
+    known = []
+    for label in labels.labels:
+        stamp = parse_timestamp(label.timestamp)  # validated by the label parser
+        known.append(now_ms if stamp is None else stamp)
+    return {
+        "event_id": np.array([label.event_id for label in labels.labels], dtype=object),
+        "label": np.array([label.label for label in labels.labels], dtype=np.int64),
+        "known_at": np.array(known, dtype=np.int64),
+    }
 
 
 @dataclasses.dataclass
@@ -429,6 +522,12 @@ SERVE_FLAGS = (
         "decisions_enabled",
         const=False,
         help="publish alerts and dead letters only",
+    ),
+    SettingFlag(
+        "--backfill",
+        "state.backfill",
+        metavar="FILE",
+        help="raw history computed into the feature state before consuming",
     ),
 )
 """``serve``'s flags and the settings each one overrides (the top-level ``--log-level`` too)."""

@@ -17,6 +17,9 @@ Two brokers: every integration test runs on the embedded Tansu broker; the tests
 ``--broker tansu`` or ``--broker apache`` runs one kind only. Without Java 17+ (or Maven before
 the jars are cached) the Apache Kafka variants are left out with one line saying why; with ``CI``
 set in the environment they fail instead.
+Redis (the feature state store) is Debian's ``redis-server``, started by the session fixture
+``redis_server`` on a free port without persistence; ``redis_factory(appendonly=True)`` starts
+one of a test's own, with AOF, that the test can stop and restart on the same port and data.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -258,6 +264,98 @@ def consume_all(consumer_factory: Callable[..., Any]) -> Callable[..., list[Any]
         return sorted(records, key=lambda r: (r.partition, r.offset))
 
     return consume
+
+
+# -- Redis ------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A ``redis-server`` process on a free local port, its data in a temporary directory.
+
+    ``stop()`` ends it (``kill=True``: SIGKILL, as a crash); ``start()`` starts it again on
+    the same port and directory, so with ``appendonly`` its data survives.
+    """
+
+    def __init__(self, *, appendonly: bool = False) -> None:
+        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.directory = tempfile.mkdtemp(prefix="redis-")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.args = [
+            executable,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", self.directory,
+            "--save", "",
+            "--appendonly", "yes" if appendonly else "no",
+            "--appendfsync", "always",
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within 20 s")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=20)
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One ``redis-server`` without persistence for the whole session."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[..., RedisServer]]:
+    """Return ``factory(appendonly=False) -> RedisServer`` (started); removed at teardown."""
+    servers: list[RedisServer] = []
+
+    def factory(*, appendonly: bool = False) -> RedisServer:
+        server = RedisServer(appendonly=appendonly)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield factory
+    for server in servers:
+        server.remove()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of the test's own, so tests sharing ``redis_server`` never meet."""
+    return f"test-{uuid.uuid4().hex[:12]}|"
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -263,14 +263,34 @@ def test_the_trainer_trains_the_model_the_detector_serves(
     services: dict[str, dict[str, Any]], parser: argparse.ArgumentParser
 ) -> None:
     commands = [parse(parser, argv) for argv in stream_detector_commands(services["trainer"])]
-    assert [args.command for args in commands] == ["simulate", "train"]
-    simulate, train = commands
-    assert simulate.output == train.data
+    assert [args.command for args in commands] == ["simulate", "train", "backfill"]
+    simulate, train, backfill = commands
+    assert simulate.output == train.data == backfill.data
     assert train.label == "is_fraud"
+    assert train.config == "/app/configs/train.yaml"  # the behavioural features
     assert train.technique == "auto"  # the comparison's winner, not the default technique
     detector_model = parse(parser, [str(a) for a in services["detector"]["command"]]).model
-    assert train.out == detector_model
+    assert train.out == detector_model == backfill.model
     assert services["trainer"]["image"] == services["detector"]["image"]
+
+
+def test_the_detector_and_the_backfill_share_a_persistent_redis(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    urls = set()
+    for name in ("detector", "trainer"):
+        environment = services[name]["environment"]
+        for key, value in environment.items():
+            monkeypatch.setenv(key, str(value))
+        settings = DetectorSettings.load(ROOT / "configs" / "detector.yaml")
+        assert settings.state.store == "redis"
+        urls.add(settings.state.redis_url.get_secret_value())
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert urls == {"redis://redis:6379/0"}
 
 
 def test_the_trainer_keeps_an_existing_model_unless_forced(

@@ -21,6 +21,7 @@ from __future__ import annotations
 from stream_detector.simulate.generator import PRESETS, Preset, TransactionSimulator
 from stream_detector.simulate.transactions import (
     ALL_COLUMNS,
+    CARD_FEATURES,
     DEFAULT_FEATURES,
     EVENT_COLUMNS,
     FEATURE_COLUMNS,
@@ -32,6 +33,7 @@ from stream_detector.simulate.world import World, make_world
 
 __all__ = [
     "ALL_COLUMNS",
+    "CARD_FEATURES",
     "DEFAULT_FEATURES",
     "EVENT_COLUMNS",
     "FEATURE_COLUMNS",

@@ -95,7 +95,7 @@ class SimulateCommand(Command):
         files.add_argument(
             "--all-columns",
             action="store_true",
-            help="CSV: also write customer_id, fraud_scenario and the features "
+            help="CSV: also write fraud_scenario and the features "
             "left out of the default ones (fraud_scenario gives the label away)",
         )
         files.add_argument(

@@ -330,7 +330,7 @@ class TransactionSimulator:
                 "entity_id": _names("c-", customer),
                 "timestamp": day_ms + time_ms,
                 "terminal_id": _names("t-", terminal),
-                "customer_id": customer,
+                "customer_id": _names("c-", customer),
                 "amount": amount,
                 "hour_of_day": (time_ms // 360) / 10_000,  # 4 decimals, < 24
                 "day_of_week": np.full(len(keep), (start.weekday() + day) % 7, dtype=np.int64),

@@ -7,10 +7,11 @@ generates, sorted by time. Its columns:
 column              dtype     meaning
 ==================  ========  ==========================================================
 ``event_id``        str       ``"tx-<day>-<n>"``, unique and stable for a seed
-``entity_id``       str       the card holder, ``"c-<customer_id>"``
+``entity_id``       str       the card holder, ``"c-<customer>"``
 ``timestamp``       int64     epoch milliseconds (UTC), ascending
-``terminal_id``     str       ``"t-<terminal>"``
-``customer_id``     int64     the card holder's number
+``customer_id``     str       the card holder, ``"c-<customer>"`` (a key of the behavioural
+                              features; equal to ``entity_id``)
+``terminal_id``     str       ``"t-<terminal>"``, the other key
 ``amount``          float64   the amount, two decimals
 ``hour_of_day``     float64   hours since midnight, in [0, 24)
 ``day_of_week``     int64     0 = Monday ... 6 = Sunday
@@ -22,8 +23,10 @@ column              dtype     meaning
                               3 compromised customer
 ==================  ========  ==========================================================
 
-Events (the ``events`` topic, JSON Lines) carry the identifiers, ``terminal_id`` and the
-numeric features, never the label; labels travel separately (:meth:`Transactions.iter_labels`).
+Events (the ``events`` topic, JSON Lines) carry the identifiers, the raw fields the
+behavioural features are computed from (``customer_id``, ``terminal_id``, ``amount``,
+``timestamp``) and the numeric features, never the label; labels travel separately, after a
+delay (:meth:`Transactions.iter_labels`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from stream_detector.errors import DataError
 
 __all__ = [
     "ALL_COLUMNS",
+    "CARD_FEATURES",
     "DEFAULT_FEATURES",
     "EVENT_COLUMNS",
     "FEATURE_COLUMNS",
@@ -76,6 +80,42 @@ aggregates are what make scenarios 2 and 3 learnable in general; they belong to 
 feature step.
 """
 
+CARD_FEATURES: dict[str, Any] = {
+    "timestamp": "timestamp",
+    "time_zone": "UTC",
+    "numeric": ["amount"],
+    "calendar": ["hour", "night", "weekend"],
+    "night_hours": [22, 6],
+    "lateness": "1d",
+    "windows": [
+        {
+            "key": "customer_id",
+            "windows": ["1d", "7d", "30d"],
+            "field": "amount",
+            "stats": ["count", "mean"],
+        },
+        {
+            "key": "customer_id",
+            "windows": ["30d"],
+            "field": "amount",
+            "relative": ["ratio", "zscore"],
+        },
+        {"key": "customer_id", "windows": ["1d"], "distinct": "terminal_id"},
+        {
+            "key": "terminal_id",
+            "windows": ["1d", "7d", "30d"],
+            "delay": "7d",
+            "stats": ["count"],
+            "labels": ["rate"],
+        },
+    ],
+}
+"""The behavioural feature set for card transactions, the ``features:`` section shipped in
+``configs/train.yaml`` (the handbook's features: per card, the count and mean amount over 1, 7
+and 30 days, and this amount against the 30-day mean; per terminal, the count and the fraud
+rate over 1, 7 and 30 days ending 7 days earlier, as labels arrive late; terminals per card in
+a day; the hour, night and weekend)."""
+
 LABEL_COLUMN = "is_fraud"
 """The 0/1 label column."""
 
@@ -83,6 +123,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
     "entity_id",
     "timestamp",
+    "customer_id",
     "terminal_id",
     *FEATURE_COLUMNS,
 )
@@ -92,20 +133,22 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     "event_id",
     "entity_id",
     "timestamp",
+    "customer_id",
+    "terminal_id",
     *DEFAULT_FEATURES,
     LABEL_COLUMN,
 )
-"""The columns of a training file (the CSV default): the identifiers, the default features
-and the label. Every other column is a numeric feature, so ``train`` uses them as they are."""
+"""The columns of a training file (the CSV default): the identifiers, the keys of the
+behavioural features (``customer_id``, ``terminal_id``), the default features and the label.
+The numeric columns are exactly :data:`DEFAULT_FEATURES`; a training config without a
+``features:`` section names the keys in ``data.exclude`` to use those as they are."""
 
-ALL_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, "customer_id", LABEL_COLUMN, "fraud_scenario")
+ALL_COLUMNS: tuple[str, ...] = (*EVENT_COLUMNS, LABEL_COLUMN, "fraud_scenario")
 """Every column, the simulator's bookkeeping included. For analysis: ``fraud_scenario`` gives
-the label away and ``customer_id`` is an identifier, so neither may be a feature."""
+the label away, so it may not be a feature."""
 
-_STRING_COLUMNS = frozenset({"event_id", "entity_id", "terminal_id"})
-_INTEGER_COLUMNS = frozenset(
-    {"timestamp", "customer_id", "day_of_week", LABEL_COLUMN, "fraud_scenario"}
-)
+_STRING_COLUMNS = frozenset({"event_id", "entity_id", "customer_id", "terminal_id"})
+_INTEGER_COLUMNS = frozenset({"timestamp", "day_of_week", LABEL_COLUMN, "fraud_scenario"})
 
 
 def _dtype(name: str) -> type:

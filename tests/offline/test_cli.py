@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
@@ -211,6 +212,17 @@ USUAL: dict[str, dict[str, object]] = {
             {"data": "{text}"},
             "feature columns must be numeric; not numeric: ['merchant']",
         ),
+        (
+            "train",
+            {"config": "{d}/bad-window.yaml"},
+            "key 'features.windows.0.windows.0': Value error, '7x' is not a duration",
+        ),
+        (
+            "compare",
+            {"config": "{d}/unknown-field.yaml"},
+            "data.csv: the feature spec reads field 'timestamp', which is not a column; the "
+            "columns are: event_id, amount",
+        ),
         ("evaluate", {"model": "{d}/none"}, "model bundle {d}/none is not a directory"),
         ("evaluate", {"k": "0"}, "--k must be >= 1; got 0"),
     ],
@@ -225,6 +237,9 @@ def test_user_errors_exit_2_with_one_line(
     message: str,
 ) -> None:
     (tmp_path / "bad.yaml").write_text("validation:\n  folds: 3\n")
+    window = "features:\n  windows:\n  - {key: %s, windows: [%s], field: amount, stats: [mean]}\n"
+    (tmp_path / "bad-window.yaml").write_text(window % ("customer_id", "7x"))
+    (tmp_path / "unknown-field.yaml").write_text(window % ("customer_id", "7d"))
     text = tmp_path / "text.csv"
     make_data(50).assign(merchant="shop").to_csv(text, index=False)
     subst = {"d": str(tmp_path), "csv": str(data_csv), "text": str(text)}
@@ -287,3 +302,32 @@ def test_shuttle_held_out_pr_auc(
     assert metrics["pr_auc"] > floor > 10 * positive_rate
     assert metrics["recall"] > 0.8
     assert metrics["precision"] > 0.8
+
+
+def test_train_and_evaluate_on_behavioural_features(
+    run_cli: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+) -> None:
+    """A raw history in shuffled row order; the bundle records the spec and its features."""
+    frame = make_data(600).assign(
+        customer_id=[f"c{i % 23}" for i in range(600)],
+        timestamp=np.arange(600) * 3_600_000,
+    )
+    frame.sample(frac=1.0, random_state=0).to_csv(tmp_path / "raw.csv", index=False)
+    (tmp_path / "f.yaml").write_text(
+        "features:\n  numeric: [amount]\n  calendar: [hour]\n  windows:\n"
+        "  - {key: customer_id, windows: [1d, 7d], field: amount, stats: [count, mean],"
+        " relative: [ratio]}\n"
+    )
+    options = {"data": tmp_path / "raw.csv", "label": "is_fraud", "config": tmp_path / "f.yaml"}
+    code, out, err = run_cli("train", out=tmp_path / "m", technique="class_weight", **options)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["feature_spec"]["windows"][0]["key"] == "customer_id"
+    assert "customer_id.amount.ratio.7d" in manifest["features"]
+    code, out, err = run_cli(
+        "evaluate", model=tmp_path / "m", data=tmp_path / "raw.csv", label="is_fraud"
+    )
+    assert code == 0, err
+    assert "600 rows" in out

@@ -9,6 +9,8 @@ import pytest
 
 from offline.config import TrainSettings
 from stream_detector.errors import ConfigError
+from stream_detector.features import FeatureSpec
+from stream_detector.simulate import CARD_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,7 +18,41 @@ REPO = Path(__file__).resolve().parents[2]
 def test_shipped_config_holds_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in __import__("os").environ if k.startswith("STREAM_DETECTOR_TRAIN_")]:
         monkeypatch.delenv(key)
-    assert TrainSettings.load(REPO / "configs" / "train.yaml") == TrainSettings.load()
+    shipped = TrainSettings.load(REPO / "configs" / "train.yaml")
+    assert shipped.model_copy(update={"features": None}) == TrainSettings.load()
+
+
+def test_shipped_config_declares_the_card_feature_set() -> None:
+    spec = TrainSettings.load(REPO / "configs" / "train.yaml").features
+    assert spec is not None
+    assert TrainSettings.load().features is None  # no section: numeric columns as they are
+    names = spec.names
+    for window in ("1d", "7d", "30d"):
+        assert f"customer_id.amount.count.{window}" in names
+        assert f"customer_id.amount.mean.{window}" in names
+        assert f"terminal_id.count.{window}.delay7d" in names
+        assert f"terminal_id.fraud_rate.{window}.delay7d" in names
+    assert {"customer_id.amount.ratio.30d", "customer_id.amount.zscore.30d"} <= set(names)
+    assert {"customer_id.terminal_id.distinct.1d", "hour", "night", "weekend"} <= set(names)
+    assert spec == FeatureSpec.parse(CARD_FEATURES)  # what the demo trains on
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (
+            {"windows": [{"key": "c", "windows": ["7x"], "stats": ["count"]}]},
+            "'7x' is not a duration",
+        ),
+        ({"windows": [{"key": "c", "windows": ["1d"], "stats": ["median"]}]}, "median"),
+        ({"numeric": ["amount"], "colour": 1}, "unknown key 'features.colour'"),
+    ],
+)
+def test_a_bad_feature_section_is_one_line(features: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainSettings.load(overrides={"features": features})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,3 +299,102 @@ def stop_process(proc: subprocess.Popen[bytes]) -> str:
         if proc.poll() is None:
             proc.kill()
     return (out or b"").decode()
+
+
+# -- behavioural features: a small simulated world and a bundle over a feature spec ----------
+
+SPEC = {
+    "numeric": ["amount"],
+    "calendar": ["hour", "night"],
+    "lateness": "1d",
+    "windows": [
+        {
+            "key": "customer_id",
+            "windows": ["1d", "7d"],
+            "field": "amount",
+            "stats": ["count", "mean", "std"],
+            "relative": ["ratio", "zscore"],
+            "since_previous": True,
+        },
+        {"key": "customer_id", "windows": ["1d"], "distinct": "terminal_id"},
+        {
+            "key": "terminal_id",
+            "windows": ["3d"],
+            "delay": "2d",
+            "stats": ["count"],
+            "labels": ["count", "rate"],
+        },
+    ],
+}
+"""Every kind of feature, with windows short enough for a few simulated days."""
+
+LABEL_DELAY_MS = 60_000
+"""Labels of the live stream arrive a minute after their events (within the 2-day delay)."""
+
+
+@dataclass(frozen=True)
+class FeatureWorld:
+    """A simulated history (CSV) and live stream (events and labels, JSON Lines) with a
+    bundle over :data:`SPEC`."""
+
+    history: Path
+    live: Path
+    labels: Path
+    bundle: Path
+    all_rows: Path
+    n_live: int
+
+
+@pytest.fixture(scope="session")
+def feature_world(tmp_path_factory: pytest.TempPathFactory) -> FeatureWorld:
+    from offline.data import spec_features
+    from stream_detector.features import FeatureSpec
+    from stream_detector.history import read_table
+    from stream_detector.simulate import ALL_COLUMNS, TRAINING_COLUMNS, TransactionSimulator
+    from stream_detector.simulate.output import write_csv, write_jsonl
+
+    root = tmp_path_factory.mktemp("features")
+    sim = TransactionSimulator(
+        n_customers=60,
+        n_terminals=120,
+        n_days=12,
+        compromised_terminals_per_day=0.5,
+        compromised_customers_per_day=0.5,
+        random_state=3,
+    )
+    history, live = sim.generate(n_days=9), sim.generate(start_day=9, n_days=3)
+    # The history in a shuffled row order: loading sorts it by (timestamp, event_id).
+    shuffled = history.take(np.random.default_rng(0).permutation(len(history)))
+    write_csv(shuffled, root / "history.csv", columns=TRAINING_COLUMNS)
+    write_jsonl(live.iter_events(), root / "live.jsonl")
+    write_jsonl(live.iter_labels(LABEL_DELAY_MS), root / "labels.jsonl")
+    from stream_detector.simulate import Transactions
+
+    write_csv(Transactions.concatenate([history, live]), root / "all.csv", columns=ALL_COLUMNS)
+    spec = FeatureSpec.parse(SPEC)
+    X, _, _ = spec_features(read_table(root / "history.csv"), spec, None)
+    scale = X.std(axis=0)
+    coef = np.random.default_rng(1).normal(size=len(spec.names))
+    write_bundle(
+        root / "bundle",
+        scorer=LinearScorer(
+            coef=coef, intercept=-3.0, mean=X.mean(axis=0), scale=np.where(scale > 0, scale, 1.0)
+        ),
+        features=spec.names,
+        label="is_fraud",
+        technique="none",
+        scorer_name="classifier",
+        threshold=0.4,
+        threshold_policy="fixed:0.4",
+        class_prior_train=0.01,
+        metrics={"pr_auc": None},
+        feature_spec=spec,
+    )
+    return FeatureWorld(
+        history=root / "history.csv",
+        live=root / "live.jsonl",
+        labels=root / "labels.jsonl",
+        bundle=root / "bundle",
+        all_rows=root / "all.csv",
+        n_live=len(live),
+    )

@@ -6,12 +6,15 @@ import numpy as np
 import orjson
 import pytest
 
+from offline.data import spec_features
+from stream_detector.backfill import backfill
 from stream_detector.bundle import load_bundle
 from stream_detector.decide import Decider
 from stream_detector.errors import ConfigError
+from stream_detector.history import read_labels, read_table
 from stream_detector.messages import Message, Source
 
-from .conftest import training_data
+from .conftest import FeatureWorld, training_data
 
 
 def messages(rows: np.ndarray, *, with_ids: bool = True) -> list[Message]:
@@ -147,3 +150,68 @@ def test_event_lag_is_measured_from_the_event_timestamp(bundle_dir: Path) -> Non
     X, _ = training_data(3, seed=1)
     outcome = Decider(load_bundle(bundle_dir)).decide(messages(X), now=1_700_000_010.0)
     assert outcome.lags_seconds == pytest.approx([10.0, 9.999, 9.998])
+
+
+# -- behavioural features ----------------------------------------------------------------------
+
+
+def _raw(i: int, **fields: object) -> Message:
+    return Message(None, orjson.dumps(fields), Source("events", 0, i))
+
+
+def test_feature_batches_equal_the_offline_pass_after_a_backfill(
+    feature_world: FeatureWorld,
+) -> None:
+    """Batches of 97 events in arrival order, labels added before each batch as the service
+    does: the features are the offline pass's over history + live, bit for bit."""
+    bundle = load_bundle(feature_world.bundle)
+    decider = Decider(bundle)
+    assert decider.engine is not None
+    backfill(decider.engine, bundle, feature_world.history)
+    lines = feature_world.live.read_bytes().splitlines()
+    labels = read_labels(feature_world.labels)
+    frame = read_table(feature_world.all_rows)
+    X, order, _ = spec_features(frame, bundle.spec, frame["is_fraud"].to_numpy())  # type: ignore[arg-type]
+    row = {str(e): i for i, e in enumerate(frame["event_id"].to_numpy()[order])}
+    got, ids = [], []
+    for start in range(0, len(lines), 97):
+        batch = [_message(line, start + j) for j, line in enumerate(lines[start : start + 97])]
+        latest = max(orjson.loads(m.value)["timestamp"] for m in batch)  # type: ignore[arg-type]
+        known = labels["known_at"] <= latest
+        decider.add_labels({name: values[known] for name, values in labels.items()})
+        labels = {name: values[~known] for name, values in labels.items()}
+        outcome = decider.decide(batch)
+        assert not outcome.dead_letters
+        got.append(outcome.features)
+        ids += outcome.event_ids
+    assert np.array_equal(np.concatenate(got), X[[row[e] for e in ids]])
+    assert decider.last_stats is not None
+    assert decider.last_stats.round_trips >= 1
+
+
+def _message(line: bytes, offset: int) -> Message:
+    return Message(None, line, Source("events", 0, offset))
+
+
+def test_events_without_keys_or_time_and_late_events_are_dead_lettered(
+    feature_world: FeatureWorld,
+) -> None:
+    decider = Decider(load_bundle(feature_world.bundle))
+    day = 86_400_000
+    base = {"customer_id": "c-1", "terminal_id": "t-1", "amount": 10.0}
+    batch = [
+        _raw(0, event_id="a", timestamp=5 * day, **base),
+        _raw(1, event_id="b", timestamp=5 * day, terminal_id="t-1", amount=1.0),
+        _raw(2, event_id="c", **base),
+        _raw(3, event_id="d", timestamp="yesterday", **base),
+        _raw(4, event_id="e", timestamp=5 * day - 2 * day, **base),  # 2 days behind c-1
+        _raw(5, event_id="f", timestamp=5 * day - day // 2, **base),  # within the lateness
+    ]
+    outcome = decider.decide(batch)
+    reasons = {d.message.source.offset: d.error.reason for d in outcome.dead_letters}
+    assert reasons == {1: "missing_key", 2: "bad_timestamp", 3: "bad_timestamp", 4: "too_late"}
+    assert outcome.event_ids == ["a", "f"]
+    assert len(outcome.scores) == outcome.features.shape[0] == 2
+    assert "more than 1d behind" in str(
+        next(d.error for d in outcome.dead_letters if d.error.reason == "too_late")
+    )

@@ -195,6 +195,7 @@ def _batched(parser: EventParser, values: list[bytes | None]) -> list[tuple[int,
             batch.entity_ids[j],
             batch.timestamps_ms[j],
             tuple(batch.X[j].tolist()),
+            batch.keys[j],
         )
     return sorted(out.items())
 
@@ -271,3 +272,90 @@ def test_parse_many_equals_parse_on_json_objects(values: list[bytes]) -> None:
 def test_parse_many_equals_parse_on_arbitrary_bytes(values: list[bytes | None]) -> None:
     parser = EventParser(FEATURES, max_bytes=40)
     assert _batched(parser, values) == _one_by_one(parser, values)
+
+
+# -- key fields and required timestamps (behavioural features) ------------------------------
+
+KEYS = ("customer_id", "terminal_id")
+
+
+@pytest.fixture
+def keyed() -> EventParser:
+    return EventParser(["amount"], keys=KEYS, require_timestamp=True, max_bytes=1000)
+
+
+def test_key_fields_are_strings_or_integers(keyed: EventParser) -> None:
+    event = keyed.parse(b'{"customer_id": "c-1", "terminal_id": 42, "amount": 1, "timestamp": 5}')
+    assert event.keys == ("c-1", "42")
+    assert event.values == (1.0,)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "message"),
+    [
+        (b'{"terminal_id": "t", "amount": 1, "timestamp": 5}', "missing_key", "'customer_id'"),
+        (
+            b'{"customer_id": null, "terminal_id": "t", "amount": 1, "timestamp": 5}',
+            "missing_key",
+            "'customer_id'",
+        ),
+        (
+            b'{"customer_id": "", "terminal_id": "t", "amount": 1, "timestamp": 5}',
+            "bad_identifier",
+            "'customer_id'",
+        ),
+        (
+            b'{"customer_id": 1.5, "terminal_id": "t", "amount": 1, "timestamp": 5}',
+            "bad_identifier",
+            "'customer_id'",
+        ),
+        (
+            b'{"customer_id": true, "terminal_id": "t", "amount": 1, "timestamp": 5}',
+            "bad_identifier",
+            "'customer_id'",
+        ),
+        (b'{"customer_id": "c", "terminal_id": "t", "amount": 1}', "bad_timestamp", "missing"),
+        (
+            b'{"customer_id": "c", "terminal_id": "t", "amount": 1, "timestamp": "soon"}',
+            "bad_timestamp",
+            "soon",
+        ),
+    ],
+)
+def test_bad_keys_and_timestamps_have_their_reasons(
+    keyed: EventParser, value: bytes, reason: str, message: str
+) -> None:
+    with pytest.raises(EventError) as info:
+        keyed.parse(value)
+    assert info.value.reason == reason
+    assert message in str(info.value)
+    batch = keyed.parse_many([value])
+    assert [(i, err.reason) for i, err in batch.errors] == [(0, reason)]
+
+
+def test_a_timestamp_is_optional_without_windows() -> None:
+    parser = EventParser(["amount"], keys=["customer_id"])
+    assert parser.parse(b'{"customer_id": "c", "amount": 1}').timestamp_ms is None
+
+
+def test_keys_only_parser_has_an_empty_matrix() -> None:
+    parser = EventParser([], keys=["customer_id"], require_timestamp=True)
+    batch = parser.parse_many([b'{"customer_id": "c", "timestamp": 1}', b'{"timestamp": 1}'])
+    assert batch.X.shape == (1, 0)
+    assert batch.keys == [("c",)]
+    assert [err.reason for _, err in batch.errors] == ["missing_key"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["amount", "customer_id", "terminal_id", "event_id", "timestamp"]),
+            field_values | st.sampled_from(["7", '"c-7"', "-3", "1e3", "12345678901234567890"]),
+        ).map(lambda obj: ("{" + ", ".join(f'"{k}": {v}' for k, v in obj.items()) + "}").encode()),
+        max_size=8,
+    )
+)
+def test_parse_many_equals_parse_with_keys(values: list[bytes]) -> None:
+    parser = EventParser(["amount"], keys=KEYS, require_timestamp=True, max_bytes=160)
+    assert _batched(parser, list(values)) == _one_by_one(parser, list(values))

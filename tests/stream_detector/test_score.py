@@ -6,12 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
+from offline.data import spec_features
 from stream_detector.bundle import load_bundle
 from stream_detector.cli import main
+from stream_detector.history import read_table
 
-from .conftest import training_data
+from .conftest import FeatureWorld, training_data
+
+
+def read_decisions(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def test_score_writes_one_decision_per_event_in_order(
@@ -83,3 +90,58 @@ def test_user_errors_are_one_line_and_exit_2(
     assert "Traceback" not in err
     assert err.startswith("stream-detector")
     assert message in err
+
+
+# -- behavioural features: score replays what the offline path computes --------------------
+
+
+def _offline(world: FeatureWorld) -> tuple[dict[str, int], np.ndarray]:
+    """The offline features of history + live in one pass (labels known at event time)."""
+    frame = read_table(world.all_rows)
+    bundle = load_bundle(world.bundle)
+    assert bundle.spec is not None
+    X, order, _ = spec_features(frame, bundle.spec, frame["is_fraud"].to_numpy())
+    ids = frame["event_id"].to_numpy()[order]
+    return {str(e): i for i, e in enumerate(ids)}, X
+
+
+def test_score_with_history_and_labels_equals_the_offline_features(
+    feature_world: FeatureWorld, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    argv = ["score", "--model", str(feature_world.bundle), "--input", str(feature_world.live)]
+    argv += ["--output", str(out), "--history", str(feature_world.history)]
+    assert main([*argv, "--labels", str(feature_world.labels)]) == 0
+    decisions = read_decisions(out)
+    assert len(decisions) == feature_world.n_live
+    row, X = _offline(feature_world)
+    bundle = load_bundle(feature_world.bundle)
+    expected = bundle.score_samples(X[[row[d["event_id"]] for d in decisions]])
+    np.testing.assert_allclose([d["score"] for d in decisions], expected, rtol=0, atol=1e-9)
+    assert 0 < sum(d["flagged"] for d in decisions) < len(decisions)
+    flagged = [d for d in decisions if d["flagged"]]
+    names = set(bundle.features)
+    assert all(r["feature"] in names for d in flagged for r in d["reasons"])
+
+
+def test_score_without_the_labels_misses_the_label_features(
+    feature_world: FeatureWorld, tmp_path: Path
+) -> None:
+    """The labels file matters: without it the terminals' live frauds are unknown."""
+    out = tmp_path / "out.jsonl"
+    argv = ["score", "--model", str(feature_world.bundle), "--input", str(feature_world.live)]
+    assert main([*argv, "--output", str(out), "--history", str(feature_world.history)]) == 0
+    row, X = _offline(feature_world)
+    decisions = read_decisions(out)
+    expected = load_bundle(feature_world.bundle).score_samples(
+        X[[row[d["event_id"]] for d in decisions]]
+    )
+    assert np.abs(np.array([d["score"] for d in decisions]) - expected).max() > 1e-6
+
+
+def test_history_and_labels_need_a_feature_spec(
+    bundle_dir: Path, feature_world: FeatureWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["score", "--model", str(bundle_dir), "--history", str(feature_world.history)]
+    assert main(argv) == 2
+    assert "need a bundle with a feature spec" in capsys.readouterr().err
