@@ -246,17 +246,20 @@ class CompareCommand(Command):
         w = max([32, *(len(r.candidate.name) for r in cmp.results)])
         header = (
             f"{'rank':>4}  {'candidate':<{w}} {'PR-AUC':>7} {'ROC-AUC':>7} "
-            f"{'prec':>6} {'recall':>6} {'F1':>6} {'s/fit':>7}"
+            f"{'prec':>6} {'recall':>6} {'F1':>6} {'s/fit':>7} {'rows':>10} {'rung':>5}"
         )
+        print(f"search: {cmp.search}")
         print(header)
         for i, r in enumerate(cmp.results, start=1):
             m = r.metrics
+            judged = f"{r.rows:>10,} {f'{r.rung + 1}/{r.rungs}':>5}"
             if m is None:
-                print(f"{i:>4}  {r.candidate.name:<{w}} skipped: {r.error}")
+                print(f"{i:>4}  {r.candidate.name:<{w}} skipped: {r.error}  ({judged.strip()})")
                 continue
             print(
                 f"{i:>4}  {r.candidate.name:<{w}} {m.pr_auc:>7.4f} {m.roc_auc:>7.4f} "
-                f"{m.precision:>6.3f} {m.recall:>6.3f} {m.f1:>6.3f} {r.fit_seconds:>7.2f}"
+                f"{m.precision:>6.3f} {m.recall:>6.3f} {m.f1:>6.3f} {r.fit_seconds:>7.2f} "
+                f"{judged}"
             )
         print(f"winner: {cmp.verdict()}")
         if args.report:

@@ -36,7 +36,8 @@ The winner, which ``train --technique auto`` trains, is chosen among the scorers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -48,6 +49,7 @@ from offline.data import Dataset
 from offline.evaluation import Metrics, evaluate_scores
 from offline.models import BlendEstimator, FraudEstimator, SupervisedEstimator, make_estimator
 from offline.progress import Progress
+from offline.search import Estimate, SearchBudget, Subsample, plan_rates, subsample
 from offline.thresholds import ThresholdChoice, choose_threshold
 from offline.validation import Fold, cross_val_scores, make_folds, validated_rows
 from stream_detector.errors import DataError
@@ -116,6 +118,11 @@ class CandidateResult:
     error: str | None = None
     fold_pr_auc: tuple[float, ...] = ()
     """PR-AUC of each validation fold that holds both classes (NaN for the others)."""
+    rows: int = 0
+    """Rows the candidate was judged on (all of them unless halving left it on a sample)."""
+    rung: int = 0
+    """The search's rung where it was judged last (0-based), of ``rungs``."""
+    rungs: int = 1
 
     @property
     def ok(self) -> bool:
@@ -137,6 +144,9 @@ class CandidateResult:
             "threshold": m.threshold if m else None,
             "precision_at_k": m.precision_at_k if m else None,
             "fit_seconds": round(self.fit_seconds, 4),
+            "rows": self.rows,
+            "rung": self.rung + 1,
+            "rungs": self.rungs,
         }
         if self.choice is not None and self.choice.note:
             row["threshold_note"] = self.choice.note
@@ -156,6 +166,8 @@ class Comparison:
     data: Dataset
     best: CandidateResult | None = None
     """The highest out-of-fold PR-AUC among the eligible candidates."""
+    search: str = "exhaustive"
+    """How the candidates were judged, e.g. ``successive halving, 3 rungs``."""
 
     def rows(self) -> list[dict[str, Any]]:
         """``compare.json``."""
@@ -176,20 +188,43 @@ class Comparison:
 
 def evaluate_candidate(
     candidate: Candidate,
-    ds: Dataset,
+    data: Dataset | Subsample,
     folds: list[Fold],
     settings: TrainSettings,
     *,
     progress: Progress | None = None,
 ) -> CandidateResult:
-    """Cross-validate one candidate and measure its out-of-fold scores."""
+    """Cross-validate one candidate and measure its out-of-fold scores.
+
+    On a :class:`~offline.search.Subsample` the probabilities are mapped back to the data's
+    prior and the PR-AUC estimates the data's (see :mod:`offline.search`).
+    """
+    sample = data if isinstance(data, Subsample) else Subsample(data, 1.0)
     cv = cross_val_scores(
         lambda: candidate.estimator(settings),
-        ds,
+        sample.data,
         folds,
         on_fold=progress.fold if progress is not None else None,
     )
-    return measure(candidate, cv.scores, cv.mask, ds, folds, settings, cv.mean_fit_seconds)
+    scores = sample.correct(cv.scores) if candidate.scorer != "anomaly" else cv.scores
+    return measure(
+        candidate,
+        scores,
+        cv.mask,
+        sample.data,
+        folds,
+        settings,
+        cv.mean_fit_seconds,
+        weight=sample.weight,
+    )
+
+
+def _pr_auc(
+    y: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    weight: npt.NDArray[np.float64] | None,
+) -> float:
+    return float(average_precision_score(y, scores, sample_weight=weight))
 
 
 def measure(
@@ -200,9 +235,11 @@ def measure(
     folds: list[Fold],
     settings: TrainSettings,
     fit_seconds: float,
+    *,
+    weight: npt.NDArray[np.float64] | None = None,
 ) -> CandidateResult:
     """A candidate's metrics, threshold and per-fold PR-AUC from its out-of-fold ``scores``
-    (valid where ``mask``)."""
+    (valid where ``mask``); with a per-row ``weight``, its PR-AUCs are weighted."""
     amount = ds.amount[mask] if ds.amount is not None else None
     choice = choose_threshold(settings.threshold_policy, ds.y[mask], scores[mask], amount=amount)
     metrics = evaluate_scores(
@@ -212,13 +249,17 @@ def measure(
         k=settings.evaluation.precision_at_k,
         amount=amount,
     )
+    if weight is not None:
+        metrics = replace(metrics, pr_auc=_pr_auc(ds.y[mask], scores[mask], weight[mask]))
     per_fold = tuple(
-        float(average_precision_score(ds.y[f.val], scores[f.val]))
+        _pr_auc(ds.y[f.val], scores[f.val], None if weight is None else weight[f.val])
         if 0 < ds.y[f.val].sum() < f.val.size
         else float("nan")
         for f in folds
     )
-    return CandidateResult(candidate, scores, metrics, choice, fit_seconds, fold_pr_auc=per_fold)
+    return CandidateResult(
+        candidate, scores, metrics, choice, fit_seconds, fold_pr_auc=per_fold, rows=ds.n
+    )
 
 
 def blend_of_best(
@@ -253,21 +294,43 @@ def blend_of_best(
 
 def _run(
     candidate: Candidate,
-    ds: Dataset,
+    sample: Subsample,
     folds: list[Fold],
     settings: TrainSettings,
     progress: Progress,
+    *,
+    rung: int,
+    rungs: int,
 ) -> CandidateResult:
     progress.start(candidate.name)
+    ds = sample.data
     try:
-        result = evaluate_candidate(candidate, ds, folds, settings, progress=progress)
+        result = evaluate_candidate(candidate, sample, folds, settings, progress=progress)
     except DataError as exc:
         progress.done(f"skipped: {exc}")
-        return CandidateResult(candidate, None, None, None, 0.0, error=str(exc))
+        return CandidateResult(
+            candidate, None, None, None, 0.0, error=str(exc), rows=ds.n, rung=rung, rungs=rungs
+        )
     m = result.metrics
     assert m is not None
     progress.done(f"PR-AUC {m.pr_auc:.4f}  ROC-AUC {m.roc_auc:.4f}  {result.fit_seconds:.2f} s/fit")
-    return result
+    return replace(result, rung=rung, rungs=rungs)
+
+
+def _not_run(
+    candidate: Candidate, reason: str, rows: int, rung: int, rungs: int
+) -> CandidateResult:
+    return CandidateResult(
+        candidate,
+        None,
+        None,
+        None,
+        0.0,
+        error=f"not run: {reason}",
+        rows=rows,
+        rung=rung,
+        rungs=rungs,
+    )
 
 
 def _within_one_se(candidate: CandidateResult, best: CandidateResult) -> bool:
@@ -299,6 +362,40 @@ def _best(results: list[CandidateResult]) -> CandidateResult | None:
     return max(ok, key=lambda r: (r.metrics.pr_auc, r.metrics.roc_auc))  # type: ignore[union-attr]
 
 
+def _plan(settings: TrainSettings, wanted: tuple[ScorerKind, ...]) -> tuple[list[Candidate], bool]:
+    """The candidates judged from the first rung on, and whether a hybrid is built on the
+    best classifier found there (``compare.hybrid: best``)."""
+    cfg = settings.compare
+    combos = [(t, m) for m in cfg.models for t in cfg.techniques]
+    hybrid_best = "hybrid" in wanted and cfg.hybrid == "best"
+    plan: list[Candidate] = []
+    if "classifier" in wanted or hybrid_best:
+        plan += [Candidate(t, "classifier", m) for t, m in combos]
+    if "anomaly" in wanted:
+        plan.append(Candidate("none", "anomaly", None))
+    if "hybrid" in wanted and cfg.hybrid == "all":
+        plan += [Candidate(t, "hybrid", m) for t, m in combos]
+    return plan, hybrid_best
+
+
+def _promote(
+    results: list[CandidateResult], wanted: tuple[ScorerKind, ...], keep: int, blend: bool
+) -> list[Candidate]:
+    """The candidates of the next rung, in run order: the ``keep`` best eligible ones by
+    PR-AUC and, with the blend, the best logistic and gradient-boosting ones (its members)."""
+    ok = [r for r in results if r.ok and r.candidate.scorer in wanted]
+    ranked = sorted(ok, key=lambda r: -r.metrics.pr_auc)  # type: ignore[union-attr]
+    chosen = {r.candidate for r in ranked[:keep]}
+    if blend:
+        for model in ("logistic", "hgb"):
+            best = _best(
+                [r for r in ok if r.candidate.model == model and r.candidate.scorer != "anomaly"]
+            )
+            if best is not None:
+                chosen.add(best.candidate)
+    return [r.candidate for r in results if r.candidate in chosen]
+
+
 def run_compare(
     ds: Dataset,
     settings: TrainSettings,
@@ -306,46 +403,94 @@ def run_compare(
     scorers: tuple[ScorerKind, ...] | None = None,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Run the candidates of ``settings.compare`` (or only ``scorers``) on the same folds."""
+    """Run the candidates of ``settings.compare`` (or only ``scorers``), each rung on the same
+    folds; see :mod:`offline.search` for the rungs and the budget."""
     cfg = settings.compare
     wanted = scorers or cfg.scorers
-    folds = make_folds(ds, settings.validation, random_state=settings.seed)
-    combos = [(t, m) for m in cfg.models for t in cfg.techniques]
-    run_classifiers = "classifier" in wanted or ("hybrid" in wanted and cfg.hybrid == "best")
-    plan = len(combos) * run_classifiers + ("anomaly" in wanted)
-    if "hybrid" in wanted:
-        plan += 1 if cfg.hybrid == "best" else len(combos)
-    prog = progress or Progress(plan, enabled=False)
-    prog.total = plan
-    results: list[CandidateResult] = []
-    if run_classifiers:
-        for technique, model in combos:
-            results.append(
-                _run(Candidate(technique, "classifier", model), ds, folds, settings, prog)
+    alive, hybrid_best = _plan(settings, wanted)
+    n_plan = len(alive) + hybrid_best
+    rates = plan_rates(
+        ds.positives,
+        ds.n - ds.positives,
+        method=cfg.search,
+        min_rows=cfg.min_rows,
+        eta=cfg.eta,
+        candidates=n_plan,
+    )
+    k = settings.validation.n_splits
+    counts = [n_plan]
+    for _ in rates[1:]:
+        counts.append(max(1, math.ceil(counts[-1] / cfg.eta)) + 2 * cfg.blend)
+    prog = progress or Progress(0, enabled=False)
+    prog.total = sum(counts)
+    budget, estimate = SearchBudget(cfg.budget), Estimate()
+    done: list[CandidateResult] = []
+    final: list[CandidateResult] = []
+    folds: list[Fold] = []
+    rung, spent = 0, False
+    while rung < len(rates):
+        last = rung == len(rates) - 1
+        sample = subsample(ds, rates[rung], random_state=settings.seed)
+        sub = sample.data
+        folds = make_folds(sub, settings.validation, random_state=settings.seed)
+        prog.stage = f"rung {rung + 1}/{len(rates)}, {sub.n:,} rows" if len(rates) > 1 else ""
+        results: list[CandidateResult] = []
+        queue = list(alive)
+        while queue:
+            candidate = queue.pop(0)
+            if not last and not budget.allows(k):
+                spent = True
+                results.append(_not_run(candidate, budget.reason(), sub.n, rung, len(rates)))
+                prog.total -= 1
+                continue
+            later = sum(
+                counts[j] * (ds.positives + (ds.n - ds.positives) * rates[j])
+                for j in range(rung + 1, len(rates))
             )
-    if "anomaly" in wanted:
-        results.append(_run(Candidate("none", "anomaly", None), ds, folds, settings, prog))
-    if "hybrid" in wanted:
-        hybrids: list[tuple[Technique | str, ClassifierModel | str | None]] = list(combos)
-        if cfg.hybrid == "best":
-            base = _best([r for r in results if r.candidate.scorer == "classifier"])
-            hybrids = [(base.candidate.technique, base.candidate.model)] if base else []
-        for base_technique, base_model in hybrids:
-            hybrid = Candidate(base_technique, "hybrid", base_model)
-            results.append(_run(hybrid, ds, folds, settings, prog))
-    eligible = [r for r in results if r.candidate.scorer in wanted]
+            prog.left = estimate.left(len(queue) * sub.n + round(later))
+            started = budget.elapsed
+            result = _run(candidate, sample, folds, settings, prog, rung=rung, rungs=len(rates))
+            estimate.add(rows=sub.n, seconds=budget.elapsed - started)
+            budget.spend(k)
+            results.append(result)
+            if hybrid_best and rung == 0 and not queue:
+                hybrid_best = False
+                base = _best([r for r in results if r.candidate.scorer == "classifier"])
+                if base is not None:
+                    hybrid = Candidate(base.candidate.technique, "hybrid", base.candidate.model)
+                    alive.append(hybrid)
+                    queue.append(hybrid)
+        if last:
+            final = results
+            break
+        keep = 1 if spent else max(1, math.ceil(len(results) / cfg.eta))
+        alive = _promote(results, wanted, keep, cfg.blend)
+        done += [replace(r, scores=None) for r in results if r.candidate not in alive]
+        if not alive:
+            final = []
+            break
+        rung = len(rates) - 1 if spent else rung + 1
+        counts[rung] = len(alive)
+        prog.total = prog.index + sum(counts[rung:])
+    prog.left = None
+    eligible = [r for r in final if r.candidate.scorer in wanted]
     if cfg.blend:
         blend = blend_of_best(eligible, ds, folds, settings)
         if blend is not None:
-            results.append(blend)
+            blend = replace(blend, rung=len(rates) - 1, rungs=len(rates))
+            final.append(blend)
             eligible = [blend, *eligible]
     winner = select_winner(eligible, cfg.selection)
+    results = final + done
     if winner is None:
         reasons = "; ".join(sorted({r.error or "" for r in results}))
         raise DataError(f"no candidate could be trained on this data: {reasons}")
     ranked = sorted(
         results,
-        key=lambda r: -r.metrics.pr_auc if r.metrics is not None else np.inf,
+        key=lambda r: (-r.rung, -r.metrics.pr_auc if r.metrics is not None else np.inf),
     )
     mask = validated_rows(ds.n, folds)
-    return Comparison(ranked, winner, folds, mask, ds, best=_best(eligible))
+    search = "exhaustive" if len(rates) == 1 else f"successive halving, {len(rates)} rungs"
+    if spent:
+        search += f" ({budget.reason()})"
+    return Comparison(ranked, winner, folds, mask, ds, best=_best(eligible), search=search)

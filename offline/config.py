@@ -30,6 +30,7 @@ from stream_detector.features import FeatureSpec
 
 __all__ = [
     "AnomalySettings",
+    "BudgetSettings",
     "CompareSettings",
     "DataSettings",
     "EvaluationSettings",
@@ -61,6 +62,7 @@ ConstantPolicy = Literal["drop", "refuse"]
 SplitMethod = Literal["auto", "stratified", "time"]
 SelectionRule = Literal["one_se", "best"]
 CalibrationChoice = Literal["auto", "platt", "isotonic", "none"]
+SearchMethod = Literal["auto", "halving", "exhaustive"]
 
 TECHNIQUES: tuple[Technique, ...] = get_args(Technique)
 SCORERS: tuple[ScorerKind, ...] = get_args(ScorerKind)
@@ -100,6 +102,9 @@ class ResamplingSettings(SettingsSection):
     k_neighbors: int = Field(default=5, ge=1)
     """Neighbours of the SMOTE family (and ADASYN's ``n_neighbors``)."""
     class_weight: Literal["balanced"] | dict[int, float] = "balanced"
+    max_new_rows: int | None = Field(default=1_000_000, ge=1)
+    """Most rows an over-sampler may add to one training set: above it the minority/majority
+    ratio is lowered to what adds this many (logged); None adds what the ratio asks."""
 
     @field_validator("sampling_strategy")
     @classmethod
@@ -161,6 +166,20 @@ class EvaluationSettings(SettingsSection):
     precision_at_k: int = Field(default=100, ge=1)
 
 
+class BudgetSettings(SettingsSection):
+    """Limits of the search of ``compare`` and ``train --technique auto`` (None: no limit).
+
+    When a limit is reached, the candidates not yet tried are recorded as not run and the
+    best one so far goes straight to the last round, on every row: the winner is always
+    cross-validated on all the data, whatever the budget.
+    """
+
+    seconds: float | None = Field(default=None, gt=0.0)
+    """Wall time of the search, in seconds."""
+    fits: int | None = Field(default=None, ge=1)
+    """Model fits of the search (a candidate cross-validated on K folds counts K)."""
+
+
 class CompareSettings(SettingsSection):
     """The candidates ``compare`` and ``train --technique auto`` try."""
 
@@ -176,6 +195,16 @@ class CompareSettings(SettingsSection):
     """How the winner is chosen: ``one_se`` (the first candidate in run order within one
     standard error of the best, see :mod:`offline.compare`) or ``best`` (the highest
     PR-AUC)."""
+    search: SearchMethod = "auto"
+    """``halving``: successive halving (every candidate on a sample of the rows, the best on
+    more, the last on all; see :mod:`offline.search`); ``exhaustive``: every candidate on all
+    rows; ``auto``: halving when the data holds at least ``eta`` times ``min_rows`` rows."""
+    min_rows: int = Field(default=50_000, ge=100)
+    """Rows of the first round of halving: every positive plus a sample of the negatives."""
+    eta: int = Field(default=3, ge=2, le=10)
+    """Halving keeps the best 1/eta of the candidates for the next round, on eta times the
+    rows."""
+    budget: BudgetSettings = BudgetSettings()
 
     @field_validator("techniques", "scorers", "models")
     @classmethod

@@ -48,6 +48,7 @@ from threadpoolctl import ThreadpoolController
 
 from offline.config import ClassifierModel, Technique, TrainSettings
 from offline.resampling import (
+    capped_settings,
     check_resampling,
     class_weight_for,
     effective_prior,
@@ -252,13 +253,14 @@ class ClassifierEstimator(SupervisedEstimator):
 
     kind: ClassVar[str] = "classifier"
 
-    def _pipeline(self) -> ImbPipeline:
+    def _pipeline(self, y: npt.NDArray[np.int64]) -> ImbPipeline:
         s = self.effective_settings()
         tech = self.technique
         steps: list[tuple[str, Any]] = []
         if self.model == "logistic":
             steps.append(("scale", StandardScaler()))
-        sampler = make_sampler(tech, s.resampling, random_state=self.random_state)
+        resampling = capped_settings(tech, s.resampling, y)
+        sampler = make_sampler(tech, resampling, random_state=self.random_state)
         if sampler is not None:
             steps.append(("resample", sampler))
         weight = class_weight_for(tech, s.resampling)
@@ -289,7 +291,7 @@ class ClassifierEstimator(SupervisedEstimator):
     def _fit(self, X: Array, y: npt.NDArray[np.int64], *, where: str) -> None:
         s = self.effective_settings()
         check_resampling(self.technique, s.resampling, y, where=where)
-        pipe = self._pipeline()
+        pipe = self._pipeline(y)
         try:
             pipe.fit(X, y)
         except (ValueError, RuntimeError) as exc:

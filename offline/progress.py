@@ -1,4 +1,8 @@
-"""Progress of long runs on stderr: one line (a bar on a terminal) per candidate model."""
+"""Progress of long runs on stderr: one line (a bar on a terminal) per candidate model.
+
+The search sets :attr:`Progress.stage` (its rung and rows) and :attr:`Progress.left` (its
+estimated seconds left), which every line shows.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ class Progress:
     >>> p.done("PR-AUC 0.812  0.1 s")
     >>> out.getvalue()
     '[1/2] classifier/logistic none  PR-AUC 0.812  0.1 s\\n'
+    >>> p.stage, p.left = "rung 1/3, 5,000 rows", 125.0
+    >>> p.start("anomaly none"); p.done("PR-AUC 0.5")
+    >>> out.getvalue().splitlines()[-1]
+    '[2/2] rung 1/3, 5,000 rows: anomaly none  PR-AUC 0.5  (about 2 min 5 s left)'
     """
 
     def __init__(self, total: int, *, stream: TextIO | None = None, enabled: bool = True) -> None:
@@ -39,6 +47,8 @@ class Progress:
         self.enabled = enabled
         self.index = 0
         self.label = ""
+        self.stage = ""
+        self.left: float | None = None
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._status = StatusLine(self.stream, enabled=enabled)
 
@@ -56,11 +66,23 @@ class Progress:
         """The current candidate finished; ``summary`` is its result."""
         if self.enabled:
             end = "\r\x1b[K" if self._tty else ""
-            self.stream.write(f"{end}{self._prefix()}  {summary}\n")
+            self.stream.write(f"{end}{self._prefix()}  {summary}{self._left()}\n")
             self.stream.flush()
 
     def _prefix(self) -> str:
-        return f"[{self.index}/{self.total}] {self.label}"
+        stage = f"{self.stage}: " if self.stage else ""
+        return f"[{self.index}/{self.total}] {stage}{self.label}"
+
+    def _left(self) -> str:
+        if self.left is None:
+            return ""
+        seconds = round(self.left)
+        if seconds < 60:
+            return f"  (about {seconds} s left)"
+        minutes, seconds = divmod(seconds, 60)
+        if minutes < 60:
+            return f"  (about {minutes} min {seconds} s left)"
+        return f"  (about {minutes // 60} h {minutes % 60} min left)"
 
     def _bar(self, done: int, total: int) -> None:
         if not (self.enabled and self._tty):
@@ -68,7 +90,7 @@ class Progress:
         width = 20
         filled = int(width * done / max(total, 1))
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r\x1b[K{self._prefix()}  [{bar}] fold {done}/{total}")
+        self.stream.write(f"\r\x1b[K{self._prefix()}  [{bar}] fold {done}/{total}{self._left()}")
         self.stream.flush()
 
     def step(self, text: str) -> None:

@@ -155,13 +155,16 @@ def write_compare_report(
         "",
         f"{cmp.data.n} rows, {cmp.data.positives} labelled 1 ({cmp.data.prior:.3%}); "
         f"{len(cmp.folds)} validation folds; metrics on out-of-fold scores "
-        f"({int(mask.sum())} rows). Sorted by PR-AUC (average precision).",
+        f"({int(mask.sum())} rows). Search: {cmp.search}. Sorted by the rung each candidate "
+        "reached, then by PR-AUC (average precision); `rows` is how many rows it was judged "
+        "on (every positive and a sample of the negatives before the last rung, its PR-AUC "
+        "weighted to estimate all the rows').",
         "",
         f"**Winner: {cmp.verdict()}.**",
         "",
         "| rank | scorer | model | technique | PR-AUC | ROC-AUC | precision | recall | F1 "
-        "| Brier | ECE | s/fit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Brier | ECE | s/fit | rows | rung |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(cmp.results, start=1):
         row = r.row()
@@ -171,7 +174,7 @@ def write_compare_report(
             f"| {i} | {row['scorer']} | {row['model'] or '-'} | {row['technique']} | "
             f"{_fmt(row['pr_auc'])} | {_fmt(row['roc_auc'])} | {_fmt(row['precision'])} | "
             f"{_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(brier)} | {_fmt(ece)} | "
-            f"{row['fit_seconds']:.2f} |"
+            f"{row['fit_seconds']:.2f} | {row['rows']:,} | {row['rung']}/{row['rungs']} |"
         )
     failed = [r for r in cmp.results if not r.ok]
     if failed:

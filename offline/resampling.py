@@ -14,6 +14,7 @@ Latinne and Decaestecker 2002; Elkan 2001), which maps the scores back to the tr
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -30,6 +31,7 @@ from stream_detector.errors import ConfigError, DataError
 __all__ = [
     "NEIGHBOUR_TECHNIQUES",
     "TECHNIQUES",
+    "capped_settings",
     "check_resampling",
     "class_weight_for",
     "effective_prior",
@@ -44,6 +46,8 @@ NEIGHBOUR_TECHNIQUES: frozenset[str] = frozenset(
 """Techniques that interpolate between minority-class neighbours."""
 
 _OVER = frozenset({"random_over", "smote", "borderline_smote", "adasyn", "smote_tomek"})
+
+log = logging.getLogger(__name__)
 
 
 def logit(p: float) -> float:
@@ -85,6 +89,49 @@ def make_sampler(
         smote = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=random_state)
         return SMOTETomek(smote=smote, random_state=random_state)
     raise ConfigError(f"technique must be one of {', '.join(TECHNIQUES)}; got {technique!r}")
+
+
+def capped_settings(
+    technique: Technique, settings: ResamplingSettings, y: npt.ArrayLike
+) -> ResamplingSettings:
+    """``settings`` with the ratio lowered so that an over-sampler adds at most
+    ``settings.max_new_rows`` rows to the training set ``y`` (unchanged otherwise).
+
+    At 1:1 on a million legitimate rows an over-sampler would add a million rows (a copy of
+    the matrix and more): the ratio becomes ``(minority + max_new_rows) / majority`` instead,
+    and the prior correction follows the ratio actually used.
+
+    Examples
+    --------
+    >>> y = [0] * 1000 + [1] * 10
+    >>> capped_settings("smote", ResamplingSettings(max_new_rows=90), y).sampling_strategy
+    0.1
+    >>> capped_settings("smote", ResamplingSettings(max_new_rows=5000), y).sampling_strategy
+    'auto'
+    >>> capped_settings("random_under", ResamplingSettings(max_new_rows=90), y).sampling_strategy
+    'auto'
+    """
+    cap = settings.max_new_rows
+    if cap is None or technique not in _OVER:
+        return settings
+    labels = np.asarray(y)
+    n_pos = int((labels == 1).sum())
+    n_min, n_maj = sorted((n_pos, int(labels.size - n_pos)))
+    ratio = 1.0 if settings.sampling_strategy == "auto" else float(settings.sampling_strategy)
+    if n_maj == 0 or ratio * n_maj - n_min <= cap:
+        return settings
+    capped = (n_min + cap) / n_maj
+    log.info(
+        "%s at ratio %.4g would add %d rows to %d; ratio lowered to %.4g "
+        "(resampling.max_new_rows=%d)",
+        technique,
+        ratio,
+        round(ratio * n_maj - n_min),
+        labels.size,
+        capped,
+        cap,
+    )
+    return settings.model_copy(update={"sampling_strategy": capped})
 
 
 def class_weight_for(

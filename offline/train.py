@@ -107,6 +107,7 @@ class _Selection:
     verdict: str
     ranking: list[dict[str, Any]]
     source: str | None = None
+    search: str | None = None
 
 
 def _trained_settings(settings: TrainSettings, candidate: Candidate) -> dict[str, Any]:
@@ -178,6 +179,8 @@ def _manifest_extra(
             "rule": settings.compare.selection,
             "verdict": selection.verdict,
         }
+        if selection.search is not None:
+            extra["selection"]["search"] = selection.search
         if selection.source is not None:
             extra["selection"]["from_compare"] = selection.source
         extra["comparison"] = selection.ranking
@@ -268,12 +271,11 @@ def train_model(
     elif settings.technique == "auto":
         comparison = run_compare(ds, settings, scorers=scorers, progress=progress)
         result, mask, folds = comparison.winner, comparison.mask, comparison.folds
+        keys = ("technique", "scorer", "model", "pr_auc", "roc_auc", "rows", "rung")
         selection = _Selection(
             comparison.verdict(),
-            [
-                {k: row[k] for k in ("technique", "scorer", "model", "pr_auc", "roc_auc")}
-                for row in comparison.rows()
-            ],
+            [{k: row[k] for k in keys} for row in comparison.rows()],
+            search=comparison.search,
         )
         log.info("auto selected %s", comparison.verdict())
     else:
