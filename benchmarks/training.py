@@ -21,11 +21,34 @@ child (``os.wait4``); ``--repeat`` runs each pair again and keeps the fastest.
                                   [--which smote anomaly] [--repeat 1]
 
 Goal: train <= 1.2x the plain script in time and in memory.
+
+``--auto`` measures ``train --technique auto`` instead, on the simulator's history
+(``stream-detector simulate --preset book``, cut to ``--auto-rows`` rows, default 100,000,
+400,000 and all 1,760,239):
+
+- at every size, ``train --technique auto`` (its search: successive halving on this much data)
+  and then the winning candidate's own ``train`` (``--technique T --scorer S --model M``; a
+  blend is measured against its costlier member's), each in its own child process: wall time
+  and peak RSS, and their ratios (goals: auto <= 5x the winner's time, <= 1.5x its memory);
+- how auto's time grows with the rows (ratio to the smallest size).
+
+``--quality`` measures what halving costs in quality: on each data set of
+``benchmarks/quality.py`` (shuttle and the simulator cut to 14,000 training rows), for seeds 0
+and 1, the search is run twice on the same training rows, exhaustive and halving (with
+``compare.min_rows: 100``: as many rungs as the data allows, harsher than the default), and the
+candidate each picks is trained on all the training rows and scored on the held-out rows. It
+prints the held-out average precision of both picks and their ratio (goal: >= 0.99 on average,
+never below 0.97).
+
+    python benchmarks/training.py --auto [--auto-rows 100000 400000 0] [--data FILE.csv]
+    python benchmarks/training.py --quality [--datasets digits simulator] [--seeds 0 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -124,6 +147,136 @@ def plain(kind: str, data: str) -> None:
         model().fit(X, y)
 
 
+# -- train --technique auto at scale ------------------------------------------------------------
+
+
+def simulate(path: Path, rows: int) -> None:
+    """The simulator's book-sized history, its first ``rows`` transactions (0: all)."""
+    count = ["--count", str(rows)] if rows else []
+    command = [sys.executable, "-m", "stream_detector", "simulate", "--preset", "book"]
+    subprocess.run([*command, *count, "--output", str(path)], check=True, stdout=subprocess.DEVNULL)
+
+
+def train_command(data: Path, out: Path, *flags: str) -> list[str]:
+    """``stream-detector train`` on the simulator's label, quiet, seed 0."""
+    return [
+        *(sys.executable, "-m", "stream_detector", "train", "--data", str(data)),
+        *("--label", "is_fraud", "--out", str(out), "--seed", str(SEED), "--quiet", *flags),
+    ]
+
+
+def winner_flags(bundle: Path) -> list[str]:
+    """The ``train`` flags of the candidate ``auto`` chose (a blend: its costlier member)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    members = manifest.get("members")
+    if members:
+        rows = {(r["scorer"], r["model"], r["technique"]): r for r in manifest["comparison"]}
+        costly = max(
+            members,
+            key=lambda m: (
+                rows.get((m["scorer"], m["model"], m["technique"]), {}).get("pr_auc") or 0.0
+            ),
+        )
+        scorer, model, technique = costly["scorer"], costly["model"], costly["technique"]
+    else:
+        scorer, model, technique = manifest["scorer"], manifest["model"], manifest["technique"]
+    flags = ["--technique", technique, "--scorer", scorer]
+    return flags + (["--model", model] if model else [])
+
+
+def auto_scale(sizes: list[int], data: Path | None) -> None:
+    """``train --technique auto`` against the winner's own ``train``, at each size."""
+    table: list[tuple[int, Run, Run, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            path = Path(tmp) / f"history-{rows}.csv"
+            if data is not None and rows == 0:
+                path = data
+            else:
+                start = time.perf_counter()
+                simulate(path, rows)
+                print(f"simulated {rows or 'all'} rows in {time.perf_counter() - start:.0f} s")
+            n = sum(1 for _ in path.open()) - 1
+            print(f"== {n:,} rows: train --technique auto", flush=True)
+            auto = measure(train_command(path, Path(tmp) / f"auto-{rows}", "--technique", "auto"))
+            flags = winner_flags(Path(tmp) / f"auto-{rows}")
+            print(f"== {n:,} rows: train {' '.join(flags)}", flush=True)
+            alone = measure(train_command(path, Path(tmp) / f"alone-{rows}", *flags))
+            table.append((n, auto, alone, " ".join(flags)))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    base = table[0]
+    for n, auto, alone, flags in table:
+        print(
+            f"{n:>10,} rows  auto {auto.seconds:8.1f} s {auto.peak_rss_mb:6.0f} MB   "
+            f"winner ({flags}) {alone.seconds:8.1f} s {alone.peak_rss_mb:6.0f} MB"
+        )
+        print(
+            f"ratio auto/winner at {n:,} rows: time {auto.seconds / alone.seconds:.2f} (goal <= 5), "
+            f"peak RSS {auto.peak_rss_mb / alone.peak_rss_mb:.2f} (goal <= 1.5); "
+            f"auto time {auto.seconds / base[1].seconds:.2f}x that at {base[0]:,} rows "
+            f"({n / base[0]:.1f}x the rows)"
+        )
+
+
+# -- quality of the halving search ---------------------------------------------------------------
+
+
+def pick_quality(datasets: list[str], seeds: list[int]) -> None:
+    """Held-out average precision of the halving search's pick against the exhaustive one's."""
+    sys.path.insert(0, str(Path(__file__).parent))
+
+    import quality  # the data sets of benchmarks/quality.py
+    from sklearn.metrics import average_precision_score
+
+    from offline.compare import run_compare
+    from offline.config import TrainSettings
+    from offline.data import load_dataset
+
+    logging.getLogger("offline").setLevel(logging.WARNING)
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in datasets:
+            loaded = quality.DATASETS[name](True)
+            if loaded is None:
+                continue
+            label, splits = loaded
+            for i, (train, test) in enumerate(splits[:2]):
+                train.to_csv(Path(tmp) / "train.csv", index=False)
+                test.to_csv(Path(tmp) / "test.csv", index=False)
+                for seed in seeds:
+                    picks = {}
+                    for search in ("exhaustive", "halving"):
+                        settings = TrainSettings.load(
+                            overrides={
+                                "seed": seed,
+                                "compare": {"search": search, "min_rows": 100},
+                            }
+                        )
+                        ds = load_dataset(Path(tmp) / "train.csv", label, settings.data)
+                        held = load_dataset(Path(tmp) / "test.csv", label, settings.data)
+                        start = time.perf_counter()
+                        cmp = run_compare(ds, settings)
+                        seconds = time.perf_counter() - start
+                        est = cmp.winner.candidate.estimator(settings).fit(ds.X, ds.y)
+                        ap = float(average_precision_score(held.y, est.score_samples(held.X)))
+                        picks[search] = (ap, cmp.winner.candidate.name, seconds, cmp.search)
+                    (a, a_name, a_s, _), (b, b_name, b_s, how) = (
+                        picks["exhaustive"],
+                        picks["halving"],
+                    )
+                    ratios.append(b / a)
+                    print(
+                        f"{name} split {i} seed {seed} ({ds.n:,} rows; {how}): "
+                        f"exhaustive {a:.4f} {a_name} ({a_s:.0f} s) | "
+                        f"halving {b:.4f} {b_name} ({b_s:.0f} s) | ratio {b / a:.4f}",
+                        flush=True,
+                    )
+    print(
+        f"ratio halving/exhaustive held-out AP over {len(ratios)} runs: mean "
+        f"{float(np.mean(ratios)):.4f}, min {min(ratios):.4f} (goals >= 0.99, >= 0.97)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -134,10 +287,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plain", choices=["smote", "anomaly"], help="run only the plain script on --data"
     )
-    parser.add_argument("--data", help="with --plain: the data file")
+    parser.add_argument("--data", help="with --plain: the data file; with --auto: the full history")
+    parser.add_argument("--auto", action="store_true", help="train --technique auto at scale")
+    parser.add_argument(
+        "--auto-rows", type=int, nargs="+", default=[100_000, 400_000, 0], help="0: all rows"
+    )
+    parser.add_argument("--quality", action="store_true", help="halving's pick vs exhaustive's")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["breast_cancer", "digits", "diabetes", "shuttle", "simulator"],
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args(argv)
     if args.plain is not None:
         plain(args.plain, args.data)
+        return 0
+    if args.auto:
+        auto_scale(args.auto_rows, Path(args.data) if args.data else None)
+        return 0
+    if args.quality:
+        pick_quality(args.datasets, args.seeds)
         return 0
     which = args.which or ["smote", "anomaly"]
     flags = {

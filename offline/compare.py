@@ -441,19 +441,19 @@ def run_compare(
             if not last and not budget.allows(k):
                 spent = True
                 results.append(_not_run(candidate, budget.reason(), sub.n, rung, len(rates)))
-                prog.total -= 1
-                continue
-            later = sum(
-                counts[j] * (ds.positives + (ds.n - ds.positives) * rates[j])
-                for j in range(rung + 1, len(rates))
-            )
-            prog.left = estimate.left(len(queue) * sub.n + round(later))
-            started = budget.elapsed
-            result = _run(candidate, sample, folds, settings, prog, rung=rung, rungs=len(rates))
-            estimate.add(rows=sub.n, seconds=budget.elapsed - started)
-            budget.spend(k)
-            results.append(result)
-            if hybrid_best and rung == 0 and not queue:
+            else:
+                later = sum(
+                    counts[j] * (ds.positives + (ds.n - ds.positives) * rates[j])
+                    for j in range(rung + 1, len(rates))
+                )
+                prog.left = estimate.left(len(queue) * sub.n + round(later))
+                started = budget.elapsed
+                result = _run(candidate, sample, folds, settings, prog, rung=rung, rungs=len(rates))
+                estimate.add(rows=sub.n, seconds=budget.elapsed - started)
+                budget.spend(k)
+                results.append(result)
+            if hybrid_best and not queue:
+                # The hybrid is built on the best classifier of the first rung.
                 hybrid_best = False
                 base = _best([r for r in results if r.candidate.scorer == "classifier"])
                 if base is not None:

@@ -18,11 +18,11 @@ from offline.compare import (
     run_compare,
     select_winner,
 )
-from offline.config import TrainSettings
+from offline.config import BudgetSettings, TrainSettings
 from offline.data import Dataset
 from offline.evaluation import evaluate_scores
 from offline.progress import Progress
-from offline.validation import make_folds
+from offline.validation import make_folds, validated_rows
 from stream_detector.errors import DataError
 
 ROW_KEYS = {"technique", "scorer", "pr_auc", "roc_auc", "precision", "recall", "f1", "fit_seconds"}
@@ -206,3 +206,103 @@ def test_one_standard_error_rule() -> None:
     # Order matters: the candidate that runs first is taken as the simpler one.
     assert select_winner([noisy, simple], "one_se") is noisy
     assert select_winner([], "one_se") is None
+
+
+@pytest.fixture(scope="module")
+def larger(make_data: Callable[..., pd.DataFrame]) -> Dataset:
+    frame = make_data(3000, rate=0.05, seed=11)
+    features = ("amount", "hour", "distance", "velocity")
+    return Dataset(
+        X=frame[list(features)].to_numpy(float),
+        y=frame["is_fraud"].to_numpy(),
+        features=features,
+        label="is_fraud",
+    )
+
+
+def halving(settings: TrainSettings, **compare: object) -> TrainSettings:
+    update = {"search": "halving", "min_rows": 100, **compare}
+    return settings.model_copy(update={"compare": settings.compare.model_copy(update=update)})
+
+
+def test_halving_judges_every_candidate_and_the_winner_on_all_rows(
+    larger: Dataset, settings: TrainSettings
+) -> None:
+    out = io.StringIO()
+    cmp = run_compare(larger, halving(settings), progress=Progress(0, stream=out))
+    assert cmp.search == "successive halving, 3 rungs"
+    single = [r for r in cmp.results if r.candidate.scorer != "blend"]
+    # 2 techniques x 2 models, the anomaly scorer, one hybrid: each listed once.
+    assert len({r.candidate for r in single}) == len(single) == 6
+    last = [r for r in cmp.results if r.rung == 2]
+    assert {r.rows for r in last} == {larger.n}
+    assert all(r.scores is not None for r in last)
+    earlier = [r for r in cmp.results if r.rung < 2]
+    assert earlier
+    assert all(r.rows < larger.n and r.scores is None for r in earlier)
+    assert cmp.winner in last
+    keys = [(-r.rung, -r.metrics.pr_auc) for r in cmp.results if r.metrics is not None]
+    assert keys == sorted(keys)
+    for row in cmp.rows():
+        assert {row["rung"], row["rungs"]} <= {1, 2, 3}
+        assert row["rows"] > 0
+    # The last rung is the exhaustive search's: same folds, same scores.
+    folds = make_folds(larger, settings.validation, random_state=settings.seed)
+    np.testing.assert_array_equal(cmp.mask, validated_rows(larger.n, folds))
+    for r in last:
+        if r.candidate.scorer == "blend":
+            continue
+        alone = evaluate_candidate(r.candidate, larger, folds, settings)
+        assert alone.scores is not None
+        np.testing.assert_array_equal(r.scores, alone.scores)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[1/")
+    assert " rung 1/3, " in lines[0]
+    assert lines[-1].startswith(f"[{len(lines)}/{len(lines)}] rung 3/3, {larger.n:,} rows: ")
+    assert "left)" in lines[-2]
+
+
+def test_halving_promotes_the_best_third_and_the_blend_members(
+    larger: Dataset, settings: TrainSettings
+) -> None:
+    cmp = run_compare(larger, halving(settings))
+    first = [r for r in cmp.results if r.ok and r.rung >= 0 and r.candidate.scorer != "blend"]
+    # Every candidate reached the second rung's sample only if it ranked in the best third of
+    # the first rung or is the best of its model there.
+    second_or_later = {r.candidate for r in cmp.results if r.rung >= 1}
+    assert 2 <= len(second_or_later) < len(first)
+    blend = next(r for r in cmp.results if r.candidate.scorer == "blend")
+    assert set(blend.candidate.members) <= {r.candidate for r in cmp.results if r.rung == 2}
+
+
+def test_small_data_is_searched_exhaustively(ds: Dataset, settings: TrainSettings) -> None:
+    auto = run_compare(ds, settings)
+    exhaustive = run_compare(
+        ds,
+        settings.model_copy(
+            update={"compare": settings.compare.model_copy(update={"search": "exhaustive"})}
+        ),
+    )
+    assert auto.search == exhaustive.search == "exhaustive"
+    strip = [{k: v for k, v in row.items() if k != "fit_seconds"} for row in auto.rows()]
+    assert strip == [{k: v for k, v in r.items() if k != "fit_seconds"} for r in exhaustive.rows()]
+    assert {(r.rows, r.rung, r.rungs) for r in auto.results} == {(ds.n, 0, 1)}
+
+
+def test_a_fit_budget_sends_the_best_so_far_to_all_rows(
+    larger: Dataset, settings: TrainSettings
+) -> None:
+    k = settings.validation.n_splits
+    cmp = run_compare(larger, halving(settings, budget=BudgetSettings(fits=3 * k)))
+    assert cmp.search == f"successive halving, 3 rungs (budget of {3 * k} fits spent)"
+    not_run = [r for r in cmp.results if r.error and r.error.startswith("not run")]
+    # The fourth classifier, the anomaly scorer and the hybrid (on the best classifier).
+    assert [r.error for r in not_run] == [f"not run: budget of {3 * k} fits spent"] * 3
+    assert {r.rows for r in not_run} == {not_run[0].rows}
+    assert not_run[0].rows < larger.n
+    run = [r for r in cmp.results if r.ok and r.candidate.scorer != "blend"]
+    assert len(run) == 3  # the first three classifiers; the rest waited for the budget
+    # Straight from the first rung to all rows; the winner is judged on every row.
+    assert {r.rung for r in cmp.results} == {0, 2}
+    assert cmp.winner.rows == larger.n
+    assert cmp.winner.rung == 2
