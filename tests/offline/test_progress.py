@@ -56,3 +56,25 @@ def test_steps_write_nothing_off_a_terminal_or_when_quiet() -> None:
         p.step("fitting")
         p.clear()
     assert (plain.getvalue(), quiet.getvalue()) == ("", "")
+
+
+def test_the_search_stage_and_the_time_left_are_shown() -> None:
+    out = Terminal()
+    p = Progress(3, stream=out)
+    p.stage = "rung 2/4, 120,000 rows"
+    p.left = 3725.4
+    p.start("classifier/hgb smote")
+    p.fold(1, 5)
+    assert out.getvalue().endswith(
+        "[1/3] rung 2/4, 120,000 rows: classifier/hgb smote  [####................] fold 1/5"
+        "  (about 1 h 2 min left)"
+    )
+    p.left = 42.0
+    p.done("PR-AUC 0.5")
+    assert out.getvalue().endswith(
+        "\r\x1b[K[1/3] rung 2/4, 120,000 rows: classifier/hgb smote  PR-AUC 0.5  (about 42 s left)\n"
+    )
+    p.stage, p.left = "", None
+    p.start("anomaly none")
+    p.done("ok")
+    assert out.getvalue().endswith("[2/3] anomaly none  ok\n")

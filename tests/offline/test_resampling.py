@@ -150,3 +150,23 @@ def test_sampling_strategy_validated(value: object, message: str) -> None:
 def test_class_weight_validated() -> None:
     with pytest.raises(ConfigError, match="positive weights for 0 and 1"):
         TrainSettings.load(overrides={"resampling": {"class_weight": {0: 1.0, 1: -2.0}}})
+
+
+@pytest.mark.parametrize("technique", ["random_over", "smote", "adasyn", "smote_tomek"])
+def test_over_samplers_add_at_most_max_new_rows(technique: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=2000) > 1.6).astype(np.int64)
+    n_pos, n_neg = int(y.sum()), int(y.size - y.sum())
+    settings = TrainSettings.load(overrides={"resampling": {"max_new_rows": 300}})
+    est = ClassifierEstimator(technique=technique, settings=settings, random_state=0).fit(X, y)
+    sampler = est.pipeline_.named_steps["resample"]
+    if technique == "smote_tomek":
+        sampler = sampler.smote_
+    planned = sum(sampler.sampling_strategy_.values())
+    assert planned == 300
+    # The prior correction follows the ratio actually used.
+    assert est.fitted_prior_ == pytest.approx((n_pos + 300) / (n_neg + n_pos + 300))
+    uncapped = TrainSettings.load(overrides={"resampling": {"max_new_rows": None}})
+    full = ClassifierEstimator(technique=technique, settings=uncapped, random_state=0).fit(X, y)
+    assert full.fitted_prior_ == pytest.approx(0.5, abs=0.01)
