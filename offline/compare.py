@@ -15,6 +15,12 @@ Candidates, in the order they run (the order also breaks ties in PR-AUC):
 Each candidate's out-of-fold scores give its PR-AUC (the ranking), ROC-AUC, and the
 precision, recall and F1 at the threshold the configured policy picks on those scores.
 
+On large data the candidates are judged by successive halving (:mod:`offline.search`):
+every candidate on a stratified sample, the best third on three times as many rows, and the
+last rung on every row; the blend and the winner come from that last rung. On small data
+there is one rung: every candidate on every row. Every candidate stays in the results,
+marked with the rows and the rung it was judged on last.
+
 The winner, which ``train --technique auto`` trains, is chosen among the scorers asked for by
 ``compare.selection``:
 
