@@ -248,7 +248,6 @@ class CompareCommand(Command):
             f"{'rank':>4}  {'candidate':<{w}} {'PR-AUC':>7} {'ROC-AUC':>7} "
             f"{'prec':>6} {'recall':>6} {'F1':>6} {'s/fit':>7} {'rows':>10} {'rung':>5}"
         )
-        print(f"search: {cmp.search}")
         print(header)
         for i, r in enumerate(cmp.results, start=1):
             m = r.metrics
@@ -262,6 +261,7 @@ class CompareCommand(Command):
                 f"{judged}"
             )
         print(f"winner: {cmp.verdict()}")
+        print(f"search: {cmp.search}")
         if args.report:
             write_compare_report(args.report, cmp)
             write_compare_record(args.report, cmp)

@@ -98,6 +98,10 @@ def test_compare_prints_a_sorted_table_and_writes_the_report(
     assert [r["pr_auc"] for r in rows] == sorted((r["pr_auc"] for r in rows), reverse=True)
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["rank", "candidate", "PR-AUC"]
+    assert lines[0].split()[-2:] == ["rows", "rung"]
+    assert all(line.endswith(f" {400:,}   1/1") for line in lines[1:5])
+    assert lines[6] == "search: exhaustive"
+    assert {(r["rows"], r["rung"], r["rungs"]) for r in rows} == {(400, 1, 1)}
     names = [
         f"{r['scorer']}/{r['model']} {r['technique']}" if r["model"] else f"{r['scorer']} none"
         for r in rows
