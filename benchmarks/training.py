@@ -253,12 +253,13 @@ def pick_quality(datasets: list[str], seeds: list[int]) -> None:
                             }
                         )
                         ds = load_dataset(Path(tmp) / "train.csv", label, settings.data)
-                        held = load_dataset(Path(tmp) / "test.csv", label, settings.data)
                         start = time.perf_counter()
                         cmp = run_compare(ds, settings)
                         seconds = time.perf_counter() - start
                         est = cmp.winner.candidate.estimator(settings).fit(ds.X, ds.y)
-                        ap = float(average_precision_score(held.y, est.score_samples(held.X)))
+                        held = test[list(ds.features)].to_numpy(dtype=np.float64)
+                        scores = est.score_samples(held)
+                        ap = float(average_precision_score(test[label].to_numpy(), scores))
                         picks[search] = (ap, cmp.winner.candidate.name, seconds, cmp.search)
                     (a, a_name, a_s, _), (b, b_name, b_s, how) = (
                         picks["exhaustive"],

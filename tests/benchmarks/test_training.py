@@ -17,3 +17,27 @@ def test_training_compares_train_with_the_plain_script(run_benchmark: Callable[.
             out,
             re.M,
         ), out
+
+
+def test_training_measures_auto_against_the_winner(run_benchmark: Callable[..., str]) -> None:
+    out = run_benchmark("training.py", "--auto", "--auto-rows", "3000", timeout=900.0)
+    assert re.search(
+        r"^ratio auto/winner at [\d,]+ rows: time \d+\.\d\d \(goal <= 5\), "
+        r"peak RSS \d+\.\d\d \(goal <= 1\.5\)",
+        out,
+        re.M,
+    ), out
+
+
+def test_training_measures_the_quality_of_the_halving_pick(
+    run_benchmark: Callable[..., str],
+) -> None:
+    out = run_benchmark(
+        "training.py", "--quality", "--datasets", "diabetes", "--seeds", "0", timeout=900.0
+    )
+    assert re.search(r"^diabetes split 0 seed 0 \([\d,]+ rows; successive halving, ", out, re.M)
+    assert re.search(
+        r"^ratio halving/exhaustive held-out AP over 2 runs: mean \d\.\d{4}, min \d\.\d{4}",
+        out,
+        re.M,
+    ), out
