@@ -166,17 +166,12 @@ def train_command(data: Path, out: Path, *flags: str) -> list[str]:
 
 
 def winner_flags(bundle: Path) -> list[str]:
-    """The ``train`` flags of the candidate ``auto`` chose (a blend: its costlier member)."""
+    """The ``train`` flags of the candidate ``auto`` chose (a blend: its gradient-boosting
+    member, the costlier one)."""
     manifest = json.loads((bundle / "manifest.json").read_text())
     members = manifest.get("members")
     if members:
-        rows = {(r["scorer"], r["model"], r["technique"]): r for r in manifest["comparison"]}
-        costly = max(
-            members,
-            key=lambda m: (
-                rows.get((m["scorer"], m["model"], m["technique"]), {}).get("pr_auc") or 0.0
-            ),
-        )
+        costly = next((m for m in members if m["model"] == "hgb"), members[0])
         scorer, model, technique = costly["scorer"], costly["model"], costly["technique"]
     else:
         scorer, model, technique = manifest["scorer"], manifest["model"], manifest["technique"]
