@@ -59,6 +59,40 @@ def test_compare_report_lists_skipped_candidates(
     assert f"({int(cmp.mask.sum())} rows, " in report
 
 
+def test_compare_report_marks_the_rows_and_rung_of_every_candidate(
+    tmp_path: Path,
+    make_data: Callable[..., pd.DataFrame],
+    make_settings: Callable[..., TrainSettings],
+) -> None:
+    frame = make_data(3000, rate=0.05, seed=3)
+    features = ("amount", "hour", "distance", "velocity")
+    ds = Dataset(
+        X=frame[list(features)].to_numpy(float),
+        y=frame["is_fraud"].to_numpy(),
+        features=features,
+        label="y",
+    )
+    settings = make_settings(
+        compare={
+            "techniques": ["none", "class_weight"],
+            "scorers": ["classifier", "anomaly"],
+            "search": "halving",
+            "min_rows": 100,
+        },
+    )
+    cmp = run_compare(ds, settings)
+    write_compare_report(tmp_path / "r", cmp)
+    rows = json.loads((tmp_path / "r" / "compare.json").read_text())
+    assert len(rows) == len(cmp.results) == 6  # 2 x 2 classifiers, anomaly, the blend
+    assert {r["rows"] for r in rows if r["rung"] == r["rungs"]} == {3000}
+    assert any(r["rows"] < 3000 for r in rows)
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert f"Search: {cmp.search}." in report
+    for r in cmp.results:
+        assert f"| {r.rows:,} | {r.rung + 1}/{r.rungs} |" in report
+    assert (tmp_path / "r" / "pr_curves.png").read_bytes()[:8] == PNG
+
+
 def test_evaluation_report_says_when_the_policy_did_not_hold(
     tmp_path: Path,
     make_data: Callable[..., pd.DataFrame],

@@ -172,6 +172,8 @@ def test_auto_trains_the_comparison_winner(
     best = max(r["pr_auc"] for r in manifest["comparison"])
     assert manifest["selection"]["rule"] == "one_se"
     assert manifest["selection"]["verdict"] == result.comparison.verdict()
+    assert manifest["selection"]["search"] == "exhaustive"  # 400 rows: every candidate, all rows
+    assert {(r["rows"], r["rung"]) for r in manifest["comparison"]} == {(400, 1)}
     if manifest["metrics"]["pr_auc"] < best:
         assert "within one standard error of the best" in manifest["selection"]["verdict"]
 
