@@ -170,7 +170,7 @@ class BudgetSettings(SettingsSection):
     """Limits of the search of ``compare`` and ``train --technique auto`` (None: no limit).
 
     When a limit is reached, the candidates not yet tried are recorded as not run and the
-    best one so far goes straight to the last round, on every row: the winner is always
+    best one so far goes straight to the last rung, on every row: the winner is always
     cross-validated on all the data, whatever the budget.
     """
 
