@@ -202,11 +202,13 @@ def auto_scale(sizes: list[int], data: Path | None) -> None:
     base = table[0]
     for n, auto, alone, flags in table:
         print(
-            f"{n:>10,} rows  auto {auto.seconds:8.1f} s {auto.peak_rss_mb:6.0f} MB   "
-            f"winner ({flags}) {alone.seconds:8.1f} s {alone.peak_rss_mb:6.0f} MB"
+            f"{n:>10,} rows  auto {auto.seconds:8.1f} s ({auto.cpu_seconds:.1f} s cpu) "
+            f"{auto.peak_rss_mb:6.0f} MB   winner ({flags}) {alone.seconds:8.1f} s "
+            f"({alone.cpu_seconds:.1f} s cpu) {alone.peak_rss_mb:6.0f} MB"
         )
         print(
             f"ratio auto/winner at {n:,} rows: time {auto.seconds / alone.seconds:.2f} (goal <= 5), "
+            f"cpu {auto.cpu_seconds / alone.cpu_seconds:.2f}, "
             f"peak RSS {auto.peak_rss_mb / alone.peak_rss_mb:.2f} (goal <= 1.5); "
             f"auto time {auto.seconds / base[1].seconds:.2f}x that at {base[0]:,} rows "
             f"({n / base[0]:.1f}x the rows)"

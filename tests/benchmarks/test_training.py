@@ -23,7 +23,7 @@ def test_training_measures_auto_against_the_winner(run_benchmark: Callable[..., 
     out = run_benchmark("training.py", "--auto", "--auto-rows", "3000", timeout=900.0)
     assert re.search(
         r"^ratio auto/winner at [\d,]+ rows: time \d+\.\d\d \(goal <= 5\), "
-        r"peak RSS \d+\.\d\d \(goal <= 1\.5\)",
+        r"cpu \d+\.\d\d, peak RSS \d+\.\d\d \(goal <= 1\.5\)",
         out,
         re.M,
     ), out
