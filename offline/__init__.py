@@ -7,6 +7,7 @@ The steps, one module each: :mod:`~offline.data` (load and check a labelled file
 :mod:`~offline.thresholds` (threshold policies), :mod:`~offline.evaluation` (metrics),
 :mod:`~offline.calibration` (calibrators fitted on out-of-fold scores, calibration metrics),
 :mod:`~offline.compare` (every technique x scorer on the same folds),
+:mod:`~offline.search` (successive halving over stratified samples, the search's budget),
 :mod:`~offline.compare_record` (a finished comparison kept for ``train --from-compare``),
 :mod:`~offline.train` (the bundle), :mod:`~offline.report` (``report.md``) with
 :mod:`~offline.plots`, and
@@ -33,6 +34,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "evaluation": ("BundleEvaluation", "Metrics", "evaluate_bundle", "evaluate_scores"),
     "models": ("FraudEstimator", "make_estimator"),
     "report": ("write_compare_report", "write_evaluation_report"),
+    "search": ("SearchBudget", "plan_rates", "subsample"),
     "thresholds": ("ThresholdChoice", "ThresholdPolicy", "choose_threshold", "parse_policy"),
     "train": ("TrainResult", "train_model"),
     "validation": ("Fold", "cross_val_scores", "make_folds"),
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from offline.evaluation import BundleEvaluation, Metrics, evaluate_bundle, evaluate_scores  # noqa: F401
     from offline.models import FraudEstimator, make_estimator  # noqa: F401
     from offline.report import write_compare_report, write_evaluation_report  # noqa: F401
+    from offline.search import SearchBudget, plan_rates, subsample  # noqa: F401
     from offline.thresholds import ThresholdChoice, ThresholdPolicy, choose_threshold, parse_policy  # noqa: F401
     from offline.train import TrainResult, train_model  # noqa: F401
     from offline.validation import Fold, cross_val_scores, make_folds  # noqa: F401

@@ -61,6 +61,7 @@ from offline.validation import Fold, cross_val_scores, make_folds, validated_row
 from stream_detector.errors import DataError
 
 __all__ = [
+    "RANKING_KEYS",
     "Candidate",
     "CandidateResult",
     "Comparison",
@@ -110,6 +111,10 @@ class Candidate:
             settings=settings,
             random_state=settings.seed,
         )
+
+
+RANKING_KEYS = ("technique", "scorer", "model", "pr_auc", "roc_auc", "rows", "rung")
+"""The fields of a candidate's row that the manifest's ``comparison`` ranking keeps."""
 
 
 @dataclass(frozen=True)

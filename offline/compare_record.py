@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from offline.compare import Candidate, Comparison
+from offline.compare import RANKING_KEYS, Candidate, Comparison
 from offline.data import Dataset
 from stream_detector.errors import DataError
 
@@ -77,10 +77,7 @@ def write_compare_record(directory: str | os.PathLike[str], cmp: Comparison) -> 
         "winner": _candidate_dict(winner.candidate),
         "verdict": cmp.verdict(),
         "fit_seconds": winner.fit_seconds,
-        "ranking": [
-            {k: row[k] for k in ("technique", "scorer", "model", "pr_auc", "roc_auc")}
-            for row in cmp.rows()
-        ],
+        "ranking": [{k: row[k] for k in RANKING_KEYS} for row in cmp.rows()],
         "data": data_fingerprint(cmp.data),
     }
     (out / WINNER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

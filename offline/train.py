@@ -41,6 +41,7 @@ import numpy as np
 
 from offline.calibration import calibrate_out_of_fold, calibration_report
 from offline.compare import (
+    RANKING_KEYS,
     Candidate,
     CandidateResult,
     Comparison,
@@ -271,10 +272,9 @@ def train_model(
     elif settings.technique == "auto":
         comparison = run_compare(ds, settings, scorers=scorers, progress=progress)
         result, mask, folds = comparison.winner, comparison.mask, comparison.folds
-        keys = ("technique", "scorer", "model", "pr_auc", "roc_auc", "rows", "rung")
         selection = _Selection(
             comparison.verdict(),
-            [{k: row[k] for k in keys} for row in comparison.rows()],
+            [{k: row[k] for k in RANKING_KEYS} for row in comparison.rows()],
             search=comparison.search,
         )
         log.info("auto selected %s", comparison.verdict())
