@@ -4,6 +4,8 @@ every key in the file (written out or commented out) is a field."""
 from __future__ import annotations
 
 import re
+import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -50,15 +52,28 @@ def _keys(path: Path) -> dict[str, bool]:
     return keys
 
 
-def _fields(model: type[BaseModel], prefix: str = "") -> dict[str, bool]:
-    """Every field of a settings model as a dotted path -> whether it is a section."""
-    out: dict[str, bool] = {}
+def _section_model(annotation: object) -> type[BaseModel] | None:
+    """The model a field holds: itself, optional (``Model | None``) or as a list of items."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        models = [m for m in map(_section_model, typing.get_args(annotation)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def _fields(model: type[BaseModel], prefix: str = "", *, item: bool = False) -> dict[str, str]:
+    """Every field of a settings model as a dotted path -> its kind: ``"section"`` (a model,
+    an optional model or a list of models), ``"item"`` (a key of a list's items, documented by
+    the comment block above the list) or ``"key"`` (documented by its own comment)."""
+    out: dict[str, str] = {}
     for name, field in model.model_fields.items():
-        section = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        out[prefix + name] = section
-        if section:
-            assert isinstance(field.annotation, type)
-            out.update(_fields(field.annotation, f"{prefix}{name}."))
+        section = _section_model(field.annotation)
+        out[prefix + name] = "section" if section is not None else "item" if item else "key"
+        if section is not None:
+            listed = typing.get_origin(field.annotation) in (list, tuple)
+            out.update(_fields(section, f"{prefix}{name}.", item=item or listed))
     return out
 
 
@@ -69,8 +84,12 @@ def test_every_settings_field_is_in_the_shipped_file_with_a_comment(
     keys, fields = _keys(path), _fields(settings)
     missing = sorted(set(fields) - set(keys))
     assert not missing, f"{path.name} lacks settings fields: {missing}"
-    undocumented = sorted(k for k, section in fields.items() if not section and not keys[k])
+    undocumented = sorted(k for k, kind in fields.items() if kind == "key" and not keys[k])
     assert not undocumented, f"{path.name}: keys without a comment: {undocumented}"
+    comments = "\n".join(line.partition("#")[2] for line in path.read_text().splitlines())
+    items = sorted(k for k, kind in fields.items() if kind == "item")
+    unexplained = [k for k in items if f"{k.rpartition('.')[2]}:" not in comments]
+    assert not unexplained, f"{path.name}: list item keys no comment explains: {unexplained}"
 
 
 @pytest.mark.parametrize(("path", "settings"), CONFIGS)
@@ -79,8 +98,14 @@ def test_every_key_of_the_shipped_file_is_a_settings_field(
 ) -> None:
     unknown = sorted(set(_keys(path)) - set(_fields(settings)))
     assert not unknown, f"{path.name} has keys that are no settings field: {unknown}"
-    # the values written out are the defaults: the file documents, it does not configure
-    assert settings.load(path) == settings.load()  # type: ignore[attr-defined]
+    # the values written out are the defaults: the file documents, it does not configure;
+    # except train.yaml's behavioural features, an example set for card transactions that
+    # training uses when given this file (no section: the numeric fields as they are)
+    loaded = settings.load(path)  # type: ignore[attr-defined]
+    if settings is TrainSettings:
+        assert loaded.features is not None
+        loaded = loaded.model_copy(update={"features": None})
+    assert loaded == settings.load()  # type: ignore[attr-defined]
 
 
 def test_the_key_reader_sees_commented_out_keys_sections_and_comments(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ USUAL: dict[str, dict[str, object]] = {
         (
             "train",
             {"config": "{d}/bad-window.yaml"},
-            "key 'features.windows.0.windows.0': Value error, '7x' is not a duration",
+            "key 'features.windows.0.windows.0': '7x' is not a duration",
         ),
         (
             "compare",
