@@ -221,6 +221,39 @@ def _drop_constant(
     return X[:, keep], [names[j] for j in keep], constant
 
 
+def _finish(
+    X: npt.NDArray[np.float64],
+    y: npt.NDArray[np.int64],
+    names: list[str],
+    *,
+    label: str,
+    cfg: DataSettings,
+    fill: npt.NDArray[np.float64] | None,
+    keep_columns: bool,
+    timestamps: npt.NDArray[np.int64] | None,
+    amount: npt.NDArray[np.float64] | None,
+) -> Dataset:
+    """The checks every loaded matrix goes through (missing values, then constant columns
+    unless the columns are a bundle's, which must stay as they are), as a :class:`Dataset`."""
+    notes: dict[str, Any] = {}
+    imputed = _fill_missing(X, names, cfg.missing, fill)
+    if imputed:
+        notes["imputed_values"] = imputed
+    if not keep_columns:
+        X, names, dropped = _drop_constant(X, names, cfg.constant_columns)
+        if dropped:
+            notes["dropped_constant_columns"] = dropped
+    return Dataset(
+        X=np.ascontiguousarray(X),
+        y=y,
+        features=tuple(names),
+        label=label,
+        timestamps=timestamps,
+        amount=amount,
+        notes=notes,
+    )
+
+
 def spec_features(
     frame: pd.DataFrame,
     spec: FeatureSpec,
@@ -288,22 +321,16 @@ def _load_with_spec(
             raise DataError(f"the bundle's features {unknown} are not among the spec's {names}")
         X = np.ascontiguousarray(X[:, [names.index(f) for f in features]])
         names = list(features)
-    notes: dict[str, Any] = {}
-    imputed = _fill_missing(X, names, cfg.missing, fill)
-    if imputed:
-        notes["imputed_values"] = imputed
-    if features is None:
-        X, names, dropped = _drop_constant(X, names, cfg.constant_columns)
-        if dropped:
-            notes["dropped_constant_columns"] = dropped
-    return Dataset(
-        X=np.ascontiguousarray(X),
-        y=y,
-        features=tuple(names),
+    return _finish(
+        X,
+        y,
+        names,
         label=label,
+        cfg=cfg,
+        fill=fill,
+        keep_columns=features is not None,
         timestamps=ts if spec.timestamp in spec.required_fields else None,
         amount=amount,
-        notes=notes,
     )
 
 
@@ -369,20 +396,14 @@ def load_dataset(
                 amount = values
     del frame
     _release_reader_memory()
-    notes: dict[str, Any] = {}
-    imputed = _fill_missing(X, names, cfg.missing, fill)
-    if imputed:
-        notes["imputed_values"] = imputed
-    if features is None:
-        X, names, dropped = _drop_constant(X, names, cfg.constant_columns)
-        if dropped:
-            notes["dropped_constant_columns"] = dropped
-    return Dataset(
-        X=np.ascontiguousarray(X),
-        y=y,
-        features=tuple(names),
+    return _finish(
+        X,
+        y,
+        names,
         label=label,
+        cfg=cfg,
+        fill=fill,
+        keep_columns=features is not None,
         timestamps=ts,
         amount=amount,
-        notes=notes,
     )
