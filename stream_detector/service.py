@@ -35,9 +35,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, get_args
 
 import numpy as np
@@ -78,6 +77,7 @@ from stream_detector.online import (
     reload_config,
 )
 from stream_detector.redact import install_secret_filter
+from stream_detector.signals import handling
 from stream_detector.state import StateStore
 from stream_detector.state.factory import make_store
 
@@ -481,23 +481,16 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-@contextmanager
-def _stop_on_signals(service: Service) -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal=%s finishing the batch in flight", signal.Signals(signum).name)
+def _stop_on_signals(service: Service) -> AbstractContextManager[None]:
+    def stop(name: str) -> None:
+        log.info("signal=%s finishing the batch in flight", name)
         service.stop()
 
-    def reload(signum: int, frame: FrameType | None) -> None:
+    def reload(name: str) -> None:
         log.info("signal=SIGHUP reloading the threshold settings before the next batch")
         service.request_reload()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return handling({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload})
 
 
 SERVE_FLAGS = (

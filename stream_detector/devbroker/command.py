@@ -13,15 +13,14 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
+from contextlib import AbstractContextManager
 from typing import ClassVar
 
 from stream_detector.command import Command
 from stream_detector.config import NotifySettings, TopicSettings
 from stream_detector.devbroker.kinds import BROKER_KINDS, make_broker
 from stream_detector.errors import BrokerError, ConfigError
+from stream_detector.signals import handling
 
 __all__ = ["DEFAULT_TOPICS", "BrokerCommand", "format_topic_spec", "parse_topic_spec"]
 
@@ -97,19 +96,11 @@ def format_topic_spec(topics: dict[str, int]) -> str:
     return ",".join(f"{name}:{partitions}" for name, partitions in topics.items())
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event) -> AbstractContextManager[None]:
     """Set ``stop`` on SIGINT/SIGTERM while the block runs; restore the old handlers after."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return handling(
+        {signal.SIGINT: lambda name: stop.set(), signal.SIGTERM: lambda name: stop.set()}
+    )
 
 
 class BrokerCommand(Command):

@@ -24,10 +24,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from types import FrameType
+from contextlib import AbstractContextManager
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -60,6 +58,7 @@ from stream_detector.notify.delivery import (
 )
 from stream_detector.notify.webhook import FAILURE_REASONS, WebhookClient
 from stream_detector.redact import install_secret_filter
+from stream_detector.signals import handling
 
 __all__ = ["Notifier", "NotifyCommand"]
 
@@ -337,18 +336,12 @@ def _redacted_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-@contextmanager
-def _stop_on_signals(notifier: Notifier) -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal=%s finishing the requests in flight", signal.Signals(signum).name)
+def _stop_on_signals(notifier: Notifier) -> AbstractContextManager[None]:
+    def stop(name: str) -> None:
+        log.info("signal=%s finishing the requests in flight", name)
         notifier.stop()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return handling({signal.SIGTERM: stop, signal.SIGINT: stop})
 
 
 NOTIFY_FLAGS = (
