@@ -35,7 +35,33 @@ from stream_detector.flags import (
     setting_overrides,
 )
 
-__all__ = ["COMPARE", "EVALUATE", "TRAIN", "CompareCommand", "EvaluateCommand", "TrainCommand"]
+__all__ = [
+    "COMPARE",
+    "EVALUATE",
+    "TRAIN",
+    "CompareCommand",
+    "EvaluateCommand",
+    "TrainCommand",
+    "policy_value",
+]
+
+
+def policy_value(text: str) -> str:
+    """An argparse ``type`` for ``--threshold-policy``: checked as it is parsed, canonical.
+
+    >>> policy_value(" Precision:0.90")
+    'precision:0.9'
+    >>> policy_value("precision:1.5")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: threshold policy 'precision:1.5': P must be in (0, 1]; got 1.5
+    """
+    from offline.thresholds import parse_policy
+
+    try:
+        return str(parse_policy(text))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _DATA_FLAGS = (
@@ -50,6 +76,7 @@ _FIT_FLAGS = (
     SettingFlag(
         "--threshold-policy",
         "threshold_policy",
+        type=policy_value,
         metavar="SPEC",
         help="max_f1 | max_fbeta:B | precision:P | recall:R | cost:FP,FN | alert_rate:R | fixed:T",
     ),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
+import re
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -30,7 +31,12 @@ from typing import Any, ClassVar, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from stream_detector.errors import ConfigError
 from stream_detector.metrics import SCORE_BUCKETS
@@ -411,23 +417,27 @@ def load_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def settings_error(exc: ValidationError, source: str = "config") -> ConfigError:
+def settings_error(
+    exc: ValidationError, source: str = "config", *, name_key: bool = True
+) -> ConfigError:
     """Turn a pydantic ValidationError into a one-line ConfigError naming the key.
 
     A validator's own message (a ``ValueError``) already says what it received, so it is
     shown as written, without pydantic's "Value error," prefix and without the value again.
+    ``name_key=False`` when ``source`` names the value already (an environment variable).
     """
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"]) or "<root>"
     received = err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: unknown key '{key}'")
+    where = f"{source} key '{key}'" if name_key else source
     cause = (err.get("ctx") or {}).get("error")
     if err["type"] == "value_error" and isinstance(cause, ValueError):
-        return ConfigError(f"{source} key '{key}': {cause}")
+        return ConfigError(f"{where}: {cause}")
     secret = any(w in key for w in ("password", "token", "secret", "redis_url"))
     shown = "***" if secret else repr(received)
-    return ConfigError(f"{source} key '{key}': {err['msg']} (got {shown})")
+    return ConfigError(f"{where}: {err['msg']} (got {shown})")
 
 
 def _unknown_key(model: type[BaseModel], path: Sequence[str]) -> tuple[int, str | None] | None:
@@ -514,9 +524,59 @@ class LayeredSettings(BaseSettings):
         try:
             return cls(**dict(overrides or {}))
         except ValidationError as exc:
+            loc = tuple(str(part) for part in exc.errors()[0]["loc"])
+            variable = cls.environment_variable(loc, overrides or {}, os.environ)
+            if variable is not None:
+                raise settings_error(
+                    exc, f"environment variable {variable}", name_key=False
+                ) from exc
             raise settings_error(exc, f"config {path}" if path else "config") from exc
+        except SettingsError as exc:  # a section's variable holding no JSON object
+            field = re.search(r'field "(\w+)"', str(exc))
+            variable = None
+            if field is not None:
+                variable = cls.environment_variable((field.group(1),), {}, os.environ)
+            if variable is None:
+                raise ConfigError(str(exc).splitlines()[0]) from exc
+            delimiter = cls.model_config.get("env_nested_delimiter") or "__"
+            raise ConfigError(  # the value is not shown: a section may hold a password
+                f"environment variable {variable}: not a JSON object; give one (or set one "
+                f"key as {variable}{delimiter}<KEY>)"
+            ) from exc
         finally:
             _yaml_data.reset(token)
+
+    @classmethod
+    def environment_variable(
+        cls, loc: Sequence[str], overrides: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> str | None:
+        """The environment variable a bad value at ``loc`` came from, or None (a flag or the
+        file): the variable of ``loc`` itself or of a section holding it, unless a flag
+        (``overrides``) set that value, which wins over the environment.
+
+        >>> DetectorSettings.environment_variable(
+        ...     ("notify", "max_attempts"), {}, {"STREAM_DETECTOR_NOTIFY__MAX_ATTEMPTS": "x"})
+        'STREAM_DETECTOR_NOTIFY__MAX_ATTEMPTS'
+        >>> DetectorSettings.environment_variable(
+        ...     ("threshold",), {"threshold": 3}, {"STREAM_DETECTOR_THRESHOLD": "x"})
+        """
+        node: Any = overrides
+        for part in loc:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return None  # the flag's value
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        delimiter = cls.model_config.get("env_nested_delimiter") or ""
+        names = {name.upper(): name for name in environ}
+        for end in range(len(loc), 0, -1):
+            wanted = (prefix + delimiter.join(loc[:end])).upper()
+            if wanted in names:
+                return names[wanted]
+            if not delimiter:
+                break
+        return None
 
 
 class DetectorSettings(LayeredSettings):

@@ -5,11 +5,15 @@ JSON Lines events (no label); with ``--bootstrap-servers`` (or a Kafka address f
 ``--config`` or the environment) it sends a live stream of events and, after a delay, their
 labels. The same ``--seed`` and ``--preset`` give the same transactions;
 ``--start-day`` continues a history written earlier, as a live stream after training does.
+``--start-date`` sets the calendar date of day 0 (default 2018-04-01, so a run is reproducible);
+``today-42`` makes a 42-day history end yesterday, and its day 42 today.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import re
 import sys
 from typing import Any, get_args
 
@@ -22,7 +26,36 @@ from stream_detector.simulate.output import FileFormat, infer_format, write_csv,
 from stream_detector.simulate.producer import Clock, produce_stream
 from stream_detector.simulate.transactions import ALL_COLUMNS, TRAINING_COLUMNS, Transactions
 
-__all__ = ["SIMULATE_FLAGS", "SimulateCommand"]
+__all__ = ["SIMULATE_FLAGS", "SimulateCommand", "parse_start_date"]
+
+_TODAY = re.compile(r"today(?:-(\d+))?")
+
+
+def parse_start_date(text: str, *, today: dt.date | None = None) -> str:
+    """The ISO date of ``--start-date``: ``YYYY-MM-DD``, ``today`` or ``today-N`` (UTC).
+
+    Examples
+    --------
+    >>> parse_start_date("2018-04-01")
+    '2018-04-01'
+    >>> parse_start_date("today-42", today=dt.date(2026, 3, 15))
+    '2026-02-01'
+    >>> parse_start_date("yesterday")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected YYYY-MM-DD, today or today-N (days before today, UTC); got 'yesterday'
+    """
+    relative = _TODAY.fullmatch(text.strip())
+    if relative is not None:
+        day = today or dt.datetime.now(dt.UTC).date()
+        return (day - dt.timedelta(days=int(relative.group(1) or 0))).isoformat()
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected YYYY-MM-DD, today or today-N (days before today, UTC); got {text!r}"
+        ) from None
+
 
 SIMULATE_FLAGS = (
     SettingFlag(
@@ -80,6 +113,14 @@ class SimulateCommand(Command):
             type=int,
             default=0,
             help="first day; continue a history of N days with --start-day N",
+        )
+        data.add_argument(
+            "--start-date",
+            type=parse_start_date,
+            default="2018-04-01",
+            metavar="YYYY-MM-DD|today|today-N",
+            help="calendar date of day 0 (UTC; default 2018-04-01, reproducible); today-42 "
+            "makes a 42-day history end yesterday and --start-day 42 today",
         )
         data.add_argument(
             "--count",
@@ -214,7 +255,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> Transactions:
-    overrides: dict[str, Any] = {"random_state": args.seed}
+    overrides: dict[str, Any] = {"random_state": args.seed, "start_date": args.start_date}
     if args.days is not None:
         overrides["n_days"] = args.days
     simulator = TransactionSimulator.from_preset(args.preset, **overrides)

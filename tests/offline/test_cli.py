@@ -170,7 +170,7 @@ USUAL: dict[str, dict[str, object]] = {
         (
             "train",
             {"threshold_policy": "precision:2"},
-            "config key 'threshold_policy': threshold policy 'precision:2': P must be in (0, 1]; "
+            "argument --threshold-policy: threshold policy 'precision:2': P must be in (0, 1]; "
             "got 2",
         ),
         (

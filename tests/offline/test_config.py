@@ -117,7 +117,7 @@ def test_policy_is_stored_canonical() -> None:
 
 def test_environment_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAM_DETECTOR_TRAIN_SCORER", "svm")
-    with pytest.raises(ConfigError, match="config key 'scorer'"):
+    with pytest.raises(ConfigError, match=r"^environment variable STREAM_DETECTOR_TRAIN_SCORER: "):
         TrainSettings.load()
 
 

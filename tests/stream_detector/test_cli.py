@@ -183,7 +183,7 @@ def test_score_stops_at_a_file_that_is_not_json_lines_whatever_its_name(
                 "--threshold-policy",
                 "precision:1.5",
             ],
-            "stream-detector: error: config key 'threshold_policy': threshold policy "
+            "stream-detector train: error: argument --threshold-policy: threshold policy "
             "'precision:1.5': P must be in (0, 1]; got 1.5",
         ),
         (
@@ -355,5 +355,64 @@ def test_a_threshold_out_of_range_from_the_environment_is_worded_as_the_flags(
     clean_env.setenv("STREAM_DETECTOR_THRESHOLD", "1.5")
     assert main(["serve"]) == 2
     assert _one_line(capsys) == (
-        "stream-detector: error: config key 'threshold': must be in [0, 1]; got 1.5"
+        "stream-detector: error: environment variable STREAM_DETECTOR_THRESHOLD: "
+        "must be in [0, 1]; got 1.5"
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argv", "line"),
+    [
+        (
+            "STREAM_DETECTOR_NOTIFY__MAX_ATTEMPTS",
+            "many",
+            ["notify"],
+            "environment variable STREAM_DETECTOR_NOTIFY__MAX_ATTEMPTS: Input should be a valid "
+            "integer, unable to parse string as an integer (got 'many')",
+        ),
+        (
+            "STREAM_DETECTOR_TRAIN_SEED",
+            "x",
+            ["train", "--data", "a.csv", "--label", "y", "--out", "m"],
+            "environment variable STREAM_DETECTOR_TRAIN_SEED: Input should be a valid integer, "
+            "unable to parse string as an integer (got 'x')",
+        ),
+        (
+            "STREAM_DETECTOR_KAFKA",
+            '{"sasl_plain_password": "hunter2"',
+            ["notify"],
+            "environment variable STREAM_DETECTOR_KAFKA: not a JSON object; give one (or set "
+            "one key as STREAM_DETECTOR_KAFKA__<KEY>)",
+        ),
+    ],
+)
+def test_a_bad_value_in_the_environment_names_its_variable(
+    variable: str,
+    value: str,
+    argv: list[str],
+    line: str,
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clean_env.setenv(variable, value)
+    assert main(argv) == 2
+    assert _one_line(capsys) == f"stream-detector: error: {line}"
+
+
+def test_a_flag_over_a_bad_variable_is_named_as_the_flag(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("STREAM_DETECTOR_THRESHOLD", "0.5")
+    assert main(["serve", "--threshold", "1.5"]) == 2
+    assert _one_line(capsys) == (
+        "stream-detector serve: error: argument --threshold: must be in [0, 1]; got 1.5"
+    )
+
+
+def test_a_bad_threshold_policy_is_refused_while_parsing_the_flags(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["compare", "--data", "no-such.csv", "--label", "y", "--threshold-policy", "cost:x"]
+    assert main(argv) == 2  # before the missing file
+    line = _one_line(capsys)
+    assert line.startswith("stream-detector compare: error: argument --threshold-policy: "), line

@@ -37,7 +37,9 @@ def test_a_short_secret_is_refused_without_being_shown(
     monkeypatch.setenv("STREAM_DETECTOR_NOTIFY__SECRET", "hunter2")
     assert main(["notify", "--webhook-url", "http://127.0.0.1:9/alerts"]) == 2
     err = capsys.readouterr().err
-    assert "notify.secret" in err
+    assert err.startswith(
+        "stream-detector: error: environment variable STREAM_DETECTOR_NOTIFY__SECRET:"
+    )
     assert "hunter2" not in err
 
 

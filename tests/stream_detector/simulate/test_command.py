@@ -155,3 +155,44 @@ def test_a_file_from_days_shows_progress_on_a_terminal_only(
     monkeypatch.undo()
     assert main(["simulate", "--output", str(tmp_path / "h2.csv"), "--days", "3"]) == 0
     assert capsys.readouterr().err.startswith("simulate: wrote ")
+
+
+def test_start_date_sets_day_zero_and_today_minus_n_ends_a_history_yesterday(
+    tmp_path: Path,
+) -> None:
+    import datetime as dt
+
+    history, live = tmp_path / "history.csv", tmp_path / "live.jsonl"
+    _run("--output", str(history), "--days", "3", "--start-date", "today-3")
+    _run("--output", str(live), "--start-day", "3", "--count", "5", "--start-date", "today-3")
+    today = dt.datetime.now(dt.UTC).date()
+
+    def day_of(ms: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
+
+    stamps = pd.read_csv(history)["timestamp"]
+    assert day_of(int(stamps.min())) == today - dt.timedelta(days=3)
+    assert day_of(int(stamps.max())) == today - dt.timedelta(days=1)
+    first = orjson.loads(live.read_bytes().splitlines()[0])
+    assert day_of(first["timestamp"]) == today
+    fixed = tmp_path / "fixed.csv"
+    _run("--output", str(fixed), "--days", "1", "--start-date", "2020-02-29")
+    assert day_of(int(pd.read_csv(fixed)["timestamp"].min())) == dt.date(2020, 2, 29)
+
+
+def test_the_default_start_date_keeps_runs_reproducible() -> None:
+    assert _args().start_date == "2018-04-01"
+
+
+@pytest.mark.parametrize("value", ["yesterday", "today-x", "2018-13-01", "today+3"])
+def test_a_bad_start_date_is_one_line_and_exit_2(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream_detector.cli import main
+
+    assert main(["simulate", "--output", "-", "--count", "1", "--start-date", value]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "stream-detector simulate: error: argument --start-date: expected YYYY-MM-DD, today or "
+        f"today-N (days before today, UTC); got {value!r}\n"
+    )
