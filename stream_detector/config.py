@@ -381,6 +381,9 @@ class NotifySettings(SettingsSection):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     """Pause before retry *n*: uniform in [0, min(max, initial * 2**(n-1))] (full jitter)."""
+    status_interval_s: float = Field(default=60.0, ge=0.0)
+    """``notify`` logs a one-line status this often (delivered, retries, failures, dead
+    letters, lag, batches), and once when it stops; 0 turns the periodic line off."""
     metrics: MetricsSettings = MetricsSettings(port=9109)
 
 

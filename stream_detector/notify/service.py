@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from stream_detector.command import Command
 from stream_detector.config import DetectorSettings
@@ -128,6 +128,8 @@ class Notifier:
             else None
         )
         self.batches = 0
+        self._lags: dict[int, int] = {}
+        self._status_thread: threading.Thread | None = None
 
     def stop(self) -> None:
         """Finish the requests in flight, commit what was settled and return."""
@@ -163,14 +165,55 @@ class Notifier:
                 s.notify.metrics.host,
                 self.endpoints.port,
             )
+            self._start_status()
             while not self._stop.is_set():
                 self._step()
             log.info("stopping: batches=%d", self.batches)
+            self.log_status()
             return 0
         finally:
+            self._stop.set()  # ends the status thread too
+            if self._status_thread is not None:
+                self._status_thread.join(_CLOSE_TIMEOUT_S)
             self._ready = False
             self._close()
             self.endpoints.stop()
+
+    def status(self) -> str:
+        """The ``status`` line: counts since start, the lag after the last commit, batches.
+
+        >>> secret = "0123456789abcdef"
+        >>> settings = DetectorSettings.load(
+        ...     overrides={"notify": {"url": "http://127.0.0.1:9/alerts", "secret": secret}}
+        ... )
+        >>> Notifier(settings).status()
+        'status delivered=0 retries=0 failures=0 dead_letters=0 lag=unknown batches=0'
+        """
+        m = self.metrics
+        lag = sum(self._lags.values()) if self._lags else "unknown"
+        return (
+            f"status delivered={_total(m.delivered)} retries={_total(m.retries)} "
+            f"failures={_total(m.failures)} dead_letters={_total(m.dead_letters)} lag={lag} "
+            f"batches={self.batches}"
+        )
+
+    def log_status(self) -> None:
+        """Log the :meth:`status` line."""
+        log.info("%s", self.status())
+
+    def _start_status(self) -> None:
+        """Log the status every ``notify.status_interval_s`` from a thread of its own, so a
+        quiet topic or a long retry still shows the notifier alive."""
+        interval = self.settings.notify.status_interval_s
+        if interval <= 0:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.log_status()
+
+        self._status_thread = threading.Thread(target=loop, name="notify-status", daemon=True)
+        self._status_thread.start()
 
     def _close(self) -> None:
         if self._pool is not None:
@@ -295,9 +338,16 @@ class Notifier:
         for tp, committed in offsets.items():
             high = consumer.highwater(tp)
             if high is not None:
-                self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
-                    max(high - committed.offset, 0)
-                )
+                lag = max(high - committed.offset, 0)
+                self._lags[tp.partition] = lag
+                self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(lag)
+
+
+def _total(counter: Counter) -> int:
+    """A counter's count, summed over its labels."""
+    return round(
+        sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+    )
 
 
 def _settled_offsets(

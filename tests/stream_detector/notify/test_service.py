@@ -7,6 +7,7 @@ with the reason, and that the group's committed offsets cover them all.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -137,6 +138,39 @@ def test_alerts_arrive_signed_with_their_event_id_and_are_committed(
     assert registry.get_sample_value("stream_detector_notify_delivered_total") == 60
     assert registry.get_sample_value("stream_detector_notify_delivery_seconds_count") == 60
     assert notifier.is_ready()
+
+
+def test_a_status_line_every_interval_and_once_at_stop(
+    broker: EmbeddedBroker,
+    topics: dict[str, str],
+    producer_factory: Callable[..., Any],
+    run_notifier: Callable[[DetectorSettings], Notifier],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="stream_detector.notify.service")
+    receiver = WebhookReceiver(secret=SECRET).start()
+    settings = settings_for(broker, topics, receiver.url, status_interval_s=0.2)
+    notifier = run_notifier(settings)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("status ")]
+
+    try:
+        assert wait_for(lambda: len(lines()) >= 2)  # nothing to deliver yet: still a line
+        assert lines()[0].startswith("status delivered=0 retries=0 failures=0 dead_letters=0 ")
+        produce(producer_factory, topics["alerts"], range(30))
+        assert wait_for(lambda: any(line.startswith("status delivered=30 ") for line in lines()))
+        assert " lag=0 " in [line for line in lines() if "delivered=30 " in line][-1]
+    finally:
+        receiver.stop()
+    notifier.stop()
+
+    def after_stopping() -> list[str]:
+        messages = [r.getMessage() for r in caplog.records]
+        stops = [i for i, m in enumerate(messages) if m.startswith("stopping")]
+        return messages[stops[0] + 1 :] if stops else []
+
+    assert wait_for(lambda: any(m.startswith("status delivered=30 ") for m in after_stopping()))
 
 
 def test_a_receiver_down_then_back_loses_nothing(
