@@ -1,22 +1,24 @@
 """``stream-detector demo``: the whole product, end to end, on the embedded broker.
 
 1. start the embedded Kafka-compatible broker on a free port and create the topics;
-2. simulate a labelled history of card transactions (ending today) and train a model bundle on
+2. simulate a labelled history of card transactions (ending yesterday) and train a model bundle on
    it, with the behavioural features for card transactions
    (:data:`~stream_detector.simulate.CARD_FEATURES`, the set ``configs/train.yaml`` ships;
    ``--raw-fields``: the transactions' numeric fields as they are);
 3. start ``stream-detector serve`` as a separate process against the broker, its feature state
    backfilled from the history;
-4. stream the next days' transactions live with their labels a minute (of event time) later,
-   and a few malformed messages mixed in, printing each alert as it arrives with the
-   behavioural features that raised its score;
+4. stream the next days' transactions live, each stamped with the wall clock when it is sent
+   (so ``serve``'s event lag measures delivery; the calendar features then follow the send
+   time), their labels about two seconds later and a few malformed messages mixed in,
+   printing each alert as it arrives with the behavioural features that raised its score;
 5. print a summary (events, alerts, precision and recall against the simulator's ground truth,
-   dead letters, the service's own counters) and stop everything it started.
+   dead letters, the event lag, the service's own counters) and stop everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import os
@@ -43,8 +45,8 @@ from stream_detector.simulate.output import write_csv
 __all__ = ["DEMO", "DemoCommand"]
 
 TOPICS = {"events": 4, "labels": 1, "decisions": 4, "alerts": 4, "events.dlq": 1}
-_LABEL_DELAY_MS = 60_000
-"""A live label follows its event by a minute of event time."""
+_LABEL_DELAY_S = 2.0
+"""A live label follows its event by this long (wall clock)."""
 _MALFORMED = (
     b"this is not json",
     b'{"amount": "12.50", "hour_of_day": 3}',
@@ -52,6 +54,10 @@ _MALFORMED = (
     b"\xff\xfe\x00garbage",
     b"[1, 2, 3]",
 )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _say(text: str) -> None:
@@ -165,10 +171,12 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     raise BrokerError(f"serve did not become ready within {timeout:g}s (see {log})")
 
 
-def _scrape(port: int) -> dict[str, float]:
+def _scrape(port: int) -> tuple[dict[str, float], dict[float, float]]:
+    """The service's totals, and its event-lag histogram (upper bound -> cumulative count)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     totals: dict[str, float] = {}
+    lag: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith("stream_detector_") and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
@@ -179,7 +187,29 @@ def _scrape(port: int) -> dict[str, float]:
                 "stream_detector_events_invalid_total",
             ):
                 totals[base] = totals.get(base, 0.0) + float(value)
-    return totals
+            elif base == "stream_detector_event_lag_seconds_bucket":
+                bound = name.partition('le="')[2].partition('"')[0]
+                lag[float(bound)] = float(value)
+    return totals, lag
+
+
+def _lag_bound(buckets: dict[float, float], q: float) -> str:
+    """The upper bound of the histogram bucket holding quantile ``q``, as ``<= X s``.
+
+    >>> _lag_bound({0.01: 40.0, 0.025: 95.0, 0.1: 100.0, float("inf"): 100.0}, 0.5)
+    '<= 0.025 s'
+    >>> _lag_bound({0.01: 40.0, 0.025: 95.0, 0.1: 100.0, float("inf"): 100.0}, 0.99)
+    '<= 0.1 s'
+    >>> _lag_bound({1.0: 0.0, float("inf"): 0.0}, 0.5)
+    '-'
+    """
+    total = buckets.get(float("inf"), 0.0)
+    if total <= 0:
+        return "-"
+    for bound in sorted(buckets):
+        if buckets[bound] >= q * total:
+            return f"<= {bound:g} s" if bound != float("inf") else "above every bucket"
+    return "-"
 
 
 class DemoCommand(Command):
@@ -239,7 +269,7 @@ class DemoCommand(Command):
                 f.unlink()
             model.rmdir()
 
-        # The history ends yesterday, so the live days are today's (event lag stays small).
+        # The history ends yesterday; the live events, stamped when sent, follow it in event time.
         start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.history_days)
         sim = TransactionSimulator.from_preset(
             "demo", random_state=args.seed, start_date=start.isoformat()
@@ -304,31 +334,39 @@ class DemoCommand(Command):
                     len(outputs.decided) < len(live) or len(outputs.dead) < n_bad
                 ):
                     time.sleep(0.2)
-                totals = _scrape(metrics_port)
+                totals, lag = _scrape(metrics_port)
                 outputs.stop.set()
                 outputs.join(timeout=5)
             rc = proc.returncode
-        self._summary(live, outputs, n_bad, totals, metrics_port, rc, time.monotonic() - started)
+        self._summary(
+            live, outputs, n_bad, totals, lag, metrics_port, rc, time.monotonic() - started
+        )
         missing = len(live) - len(outputs.decided)
         return 0 if missing == 0 and len(outputs.dead) == n_bad and rc == 0 else 1
 
     @staticmethod
     def _stream(bootstrap: str, live: Any, rate: float) -> int:
+        """Send the events stamped with the wall clock, each label ``_LABEL_DELAY_S`` later."""
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         n_bad = 0
         t0 = time.monotonic()
-        labels = live.iter_labels(_LABEL_DELAY_MS)
-        label = next(labels, None)
+        pending: collections.deque[tuple[float, str, int]] = collections.deque()
+
+        def send_label(event_id: str, label: int) -> None:
+            message = {"event_id": event_id, "label": label, "timestamp": _now_ms()}
+            producer.send("labels", key=event_id.encode(), value=orjson.dumps(message))
+
+        truth = live[LABEL_COLUMN].tolist()
         for i, event in enumerate(live.iter_events()):
-            # Labels known by this event's time go first, as they would arrive in production.
-            while label is not None and label["timestamp"] <= event["timestamp"]:
-                producer.send("labels", key=label["event_id"].encode(), value=orjson.dumps(label))
-                label = next(labels, None)
+            event["timestamp"] = _now_ms()
             # One partition's order per card: the card's windows see its events in time order.
             key = event["customer_id"].encode()
             producer.send("events", key=key, value=orjson.dumps(event))
+            pending.append((time.monotonic() + _LABEL_DELAY_S, event["event_id"], truth[i]))
+            while pending and pending[0][0] <= time.monotonic():
+                send_label(*pending.popleft()[1:])
             if i % 600 == 300:
                 producer.send(
                     "events", key=f"bad-{n_bad}".encode(), value=_MALFORMED[n_bad % len(_MALFORMED)]
@@ -337,6 +375,11 @@ class DemoCommand(Command):
             ahead = (i + 1) / rate - (time.monotonic() - t0)
             if ahead > 0:
                 time.sleep(ahead)
+        while pending:
+            wait = pending[0][0] - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            send_label(*pending.popleft()[1:])
         producer.flush()
         producer.close()
         return n_bad
@@ -347,6 +390,7 @@ class DemoCommand(Command):
         outputs: _Outputs,
         n_bad: int,
         totals: dict[str, float],
+        lag: dict[float, float],
         port: int,
         rc: int | None,
         seconds: float,
@@ -370,6 +414,10 @@ class DemoCommand(Command):
         _say(f"  precision / recall   {precision:.3f} / {recall:.3f}")
         _say(
             f"  dead letters         {len(outputs.dead)} ({', '.join(sorted(set(outputs.dead))) or '-'})"
+        )
+        _say(
+            f"  event lag            median {_lag_bound(lag, 0.5)}, p99 {_lag_bound(lag, 0.99)} "
+            "(sending to deciding, serve's histogram)"
         )
         _say(
             f"  service counters     events_total={totals.get('stream_detector_events_total', 0):g} "

@@ -32,6 +32,7 @@ from stream_detector.config import (
 )
 from stream_detector.devbroker import DEFAULT_TOPICS
 from stream_detector.metrics import DeliveryMetrics, DetectorMetrics, NotifyMetrics
+from stream_detector.simulate import TransactionSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -318,6 +319,16 @@ def test_the_simulator_streams_into_the_compose_broker(
     assert args.command == "simulate"
     assert args.bootstrap_servers == "kafka:9092"
     assert args.output is None
+    # It continues the trainer's history on the wall clock: the same day 0, days after it.
+    history = next(
+        parse(parser, argv)
+        for argv in stream_detector_commands(services["trainer"])
+        if argv[0] == "simulate"
+    )
+    assert args.clock == "wall"
+    assert args.start_date == history.start_date != "2018-04-01"
+    assert (args.preset, args.seed) == (history.preset, history.seed)
+    assert args.start_day == 42 == TransactionSimulator.from_preset(history.preset).n_days
 
 
 # -- ports and metrics ---------------------------------------------------------------------------

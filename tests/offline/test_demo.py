@@ -41,6 +41,11 @@ def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     assert "events_total=601" in out
     assert "events_invalid_total=1" in out
     assert "serve exit code      0" in out
+    # Events stamped with the wall clock when sent: the lag falls in the histogram's buckets
+    # (simulated timestamps would put it above every one of them).
+    lag = next(line for line in out.splitlines() if line.startswith("  event lag "))
+    assert lag.startswith("  event lag            median <= "), lag
+    assert ", p99 <= " in lag, lag
     n_alerts = out.count("\nALERT ") + out.startswith("ALERT ")
     assert f"alerts               {n_alerts} (" in out
     assert (tmp_path / "model" / "manifest.json").is_file()

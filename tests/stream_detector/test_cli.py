@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -416,3 +417,32 @@ def test_a_bad_threshold_policy_is_refused_while_parsing_the_flags(
     assert main(argv) == 2  # before the missing file
     line = _one_line(capsys)
     assert line.startswith("stream-detector compare: error: argument --threshold-policy: "), line
+
+
+def _session_commands() -> list[list[str]]:
+    """Every ``stream-detector`` command of the README's typical session, as argv lists."""
+    text = README.read_text(encoding="utf-8").split("A typical session, in a scratch directory", 1)
+    text = text[1].split("`configs/train.yaml` declares", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            words = shlex.split(line.split("  #", 1)[0])
+            if words[:1] == ["stream-detector"]:
+                commands.append(words[1:])
+    return commands
+
+
+def test_the_readme_session_parses_and_streams_a_continuation_on_the_wall_clock() -> None:
+    parser = build_parser()
+    parsed = [parser.parse_args(argv) for argv in _session_commands()]
+    assert [a.command for a in parsed] == [
+        "simulate", "compare", "train", "simulate", "score", "broker", "serve", "simulate",
+        "notify",
+    ]  # fmt: skip
+    history, _, _, offline, _, _, _, live, _ = parsed
+    # One day 0 for the history and both continuations, which start where the history ends.
+    assert history.start_date == offline.start_date == live.start_date != "2018-04-01"
+    assert offline.start_day == live.start_day == 42
+    assert history.days is None  # the demo preset's 42 days
+    assert live.clock == "wall"  # the event lag then measures delivery
