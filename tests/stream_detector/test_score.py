@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from offline.data import spec_features
+from offline.evaluation import evaluate_bundle
 from stream_detector.bundle import load_bundle
 from stream_detector.cli import main
 from stream_detector.history import read_table
@@ -168,6 +169,52 @@ def test_the_event_time_comes_from_the_field_the_spec_names(
     np.testing.assert_allclose(
         [d["score"] for d in got], [d["score"] for d in expected], rtol=0, atol=1e-12
     )
+
+
+def test_evaluate_with_history_and_labels_scores_as_score_replays(
+    feature_world: FeatureWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate --history --labels`` measures the scores ``score --history --labels``
+    gives the same events (the live stream as a labelled table)."""
+    out = tmp_path / "out.jsonl"
+    argv = ["score", "--model", str(feature_world.bundle), "--input", str(feature_world.live)]
+    argv += ["--output", str(out), "--history", str(feature_world.history)]
+    assert main([*argv, "--labels", str(feature_world.labels)]) == 0
+    replayed = {d["event_id"]: d["score"] for d in read_decisions(out)}
+    frame = read_table(feature_world.all_rows)
+    live = frame[frame["event_id"].isin(list(replayed))]
+    live.to_csv(tmp_path / "live.csv", index=False)
+    ev = evaluate_bundle(
+        feature_world.bundle,
+        tmp_path / "live.csv",
+        "is_fraud",
+        history=feature_world.history,
+        labels=feature_world.labels,
+    )
+    ids = live.sort_values(["timestamp", "event_id"])["event_id"].tolist()
+    assert ev.metrics.n == len(ids) == feature_world.n_live
+    np.testing.assert_allclose(ev.scores, [replayed[e] for e in ids], rtol=0, atol=1e-9)
+    # Without them, each label is known at its own event's time over the file alone: other
+    # features, other scores.
+    alone = evaluate_bundle(feature_world.bundle, tmp_path / "live.csv", "is_fraud")
+    assert np.abs(alone.scores - ev.scores).max() > 1e-6
+
+    evaluate = [
+        "evaluate",
+        "--model",
+        str(feature_world.bundle),
+        "--data",
+        str(tmp_path / "live.csv"),
+    ]
+    evaluate += ["--label", "is_fraud", "--history", str(feature_world.history)]
+    capsys.readouterr()
+    assert (
+        main([*evaluate, "--labels", str(feature_world.labels), "--report", str(tmp_path / "r")])
+        == 0
+    )
+    assert f"{len(ids)} rows" in capsys.readouterr().out
+    metrics = orjson.loads((tmp_path / "r" / "metrics.json").read_bytes())
+    assert metrics["pr_auc"] == pytest.approx(ev.metrics.pr_auc, abs=1e-12)
 
 
 def test_history_and_labels_need_a_feature_spec(
