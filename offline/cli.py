@@ -306,6 +306,17 @@ class EvaluateCommand(Command):
         parser.add_argument("--model", required=True, metavar="DIR", help="model bundle")
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write metrics.json and report.md")
+        parser.add_argument(
+            "--history",
+            metavar="FILE",
+            help="behavioural features: raw history (CSV or Parquet) computed into the state first",
+        )
+        parser.add_argument(
+            "--labels",
+            metavar="FILE",
+            help="behavioural features: the data's labels as JSON Lines, each with the time it "
+            "became known (as score --labels)",
+        )
         add_setting_flags(parser, _EVALUATE_FLAGS)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -321,6 +332,8 @@ class EvaluateCommand(Command):
             args.label,
             settings=settings.data,
             k=settings.evaluation.precision_at_k,
+            history=args.history,
+            labels=args.labels,
         )
         m = ev.metrics
         print(

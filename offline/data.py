@@ -28,7 +28,7 @@ import pyarrow
 
 from offline.config import ConstantPolicy, DataSettings, MissingPolicy
 from stream_detector.errors import DataError
-from stream_detector.features import IDENTIFIER_COLUMNS, FeatureEngine, FeatureSpec
+from stream_detector.features import IDENTIFIER_COLUMNS, FeatureEngine, FeatureSpec, LabelColumns
 from stream_detector.history import history_columns, label_columns, read_table
 from stream_detector.state import MemoryStore
 
@@ -260,6 +260,8 @@ def spec_features(
     y: npt.NDArray[np.int64] | None,
     *,
     source: str = "data",
+    engine: FeatureEngine | None = None,
+    labels: LabelColumns | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The spec's features of a raw history: ``(X, order, timestamps)``.
 
@@ -268,6 +270,11 @@ def spec_features(
     a delayed window then counts only labels of events older than its delay, which is what
     ``serve`` sees when labels arrive within the delay. ``order[i]`` is the file row of
     ``X[i]``.
+
+    ``engine`` continues a state instead (one a history was computed into, as ``score
+    --history`` does), and ``labels`` (a label file's columns, each known when it says)
+    replace the label column, as ``score --labels`` replays them. Events the state finds
+    too late for their entity are left out of ``X`` and ``order``, as ``score`` skips them.
 
     Examples
     --------
@@ -282,11 +289,18 @@ def spec_features(
     cols = history_columns(frame, spec, source=source)
     events = cols.events
     ts = events[spec.timestamp]
-    labels = None
-    if y is not None and spec.has_labels:
-        labels = label_columns(events["event_id"], y[cols.order], ts)
-    X = FeatureEngine(spec, MemoryStore()).transform(events, labels=labels)
-    return np.ascontiguousarray(X, dtype=np.float64), cols.order, ts
+    if engine is None:
+        engine = FeatureEngine(spec, MemoryStore())
+    known = None
+    if labels is not None:
+        engine.add_labels(labels)
+    elif y is not None and spec.has_labels:
+        known = label_columns(events["event_id"], y[cols.order], ts)
+    batch = engine.transform_batch(events, labels=known)
+    if batch.too_late.any():
+        keep = ~batch.too_late
+        return np.ascontiguousarray(batch.values[keep]), cols.order[keep], ts[keep]
+    return np.ascontiguousarray(batch.values, dtype=np.float64), cols.order, ts
 
 
 def _load_with_spec(
@@ -296,6 +310,8 @@ def _load_with_spec(
     spec: FeatureSpec,
     features: Sequence[str] | None,
     fill: npt.NDArray[np.float64] | None,
+    engine: FeatureEngine | None = None,
+    labels: LabelColumns | None = None,
 ) -> Dataset:
     frame = read_table(path)
     source = f"data file {Path(path)}"
@@ -303,7 +319,7 @@ def _load_with_spec(
     bad = [f for f in spec.required_fields if f == label]
     if bad:
         raise DataError(f"the label column {label!r} cannot be read by the feature spec")
-    X, order, ts = spec_features(frame, spec, y, source=source)
+    X, order, ts = spec_features(frame, spec, y, source=source, engine=engine, labels=labels)
     y = y[order]
     amount = None
     if cfg.amount_column is not None and cfg.amount_column in frame.columns:
@@ -342,6 +358,8 @@ def load_dataset(
     features: Sequence[str] | None = None,
     fill_values: npt.ArrayLike | None = None,
     spec: FeatureSpec | None = None,
+    engine: FeatureEngine | None = None,
+    labels: LabelColumns | None = None,
 ) -> Dataset:
     """Load and check a labelled data file.
 
@@ -362,6 +380,9 @@ def load_dataset(
     spec
         Compute these features from the raw history (see :func:`spec_features`); ``features``
         then picks among the spec's names. Rows come out in ``(timestamp, event_id)`` order.
+    engine, labels
+        With ``spec``: continue this engine's state, and replay these labels instead of the
+        label column's (see :func:`spec_features`).
 
     Examples
     --------
@@ -375,7 +396,7 @@ def load_dataset(
     cfg = settings or DataSettings()
     fill = None if fill_values is None else np.asarray(fill_values, dtype=np.float64)
     if spec is not None:
-        return _load_with_spec(path, label, cfg, spec, features, fill)
+        return _load_with_spec(path, label, cfg, spec, features, fill, engine, labels)
     frame = read_table(path)
     source = f"data file {Path(path)}"
     y = _labels(frame, label, source)

@@ -24,8 +24,12 @@ from offline.calibration import CalibrationReport, calibration_report
 from offline.config import DataSettings
 from offline.data import Dataset, load_dataset
 from offline.thresholds import parse_policy
+from stream_detector.backfill import backfill
 from stream_detector.bundle import ModelBundle, load_bundle
-from stream_detector.errors import DataError
+from stream_detector.errors import ConfigError, DataError
+from stream_detector.features import FeatureEngine
+from stream_detector.history import read_labels
+from stream_detector.state import MemoryStore
 
 __all__ = ["BundleEvaluation", "Metrics", "evaluate_bundle", "evaluate_scores", "precision_at_k"]
 
@@ -185,17 +189,45 @@ def evaluate_bundle(
     *,
     settings: DataSettings | None = None,
     k: int = 100,
+    history: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
 ) -> BundleEvaluation:
     """Score labelled data with a trained bundle and measure it at the bundle's threshold.
 
     The data must hold every feature the bundle names, or, for a bundle with a feature spec,
-    the raw fields the spec reads (its features are computed over this file alone). With
-    ``missing: impute_median`` missing values are filled with the bundle's training medians.
+    the raw fields the spec reads (its features are computed over this file alone, each label
+    known from its event's time). With ``missing: impute_median`` missing values are filled
+    with the bundle's training medians.
+
+    For a bundle with a feature spec, ``history`` (a raw history, as ``score --history``
+    reads) is computed into the state first, and ``labels`` (a label file, as ``score
+    --labels`` reads) says when each of the data's labels became known: the data's features
+    are then those ``score --history --labels`` computes, and events too late for the
+    history's state are left out, as ``score`` skips them.
     """
     bundle = load_bundle(model_dir)
     cfg = settings or DataSettings()
+    engine: FeatureEngine | None = None
+    known = None
+    if history is not None or labels is not None:
+        if bundle.spec is None:
+            raise ConfigError(
+                f"--history and --labels need a bundle with a feature spec; {model_dir} has none"
+            )
+        engine = FeatureEngine(bundle.spec, MemoryStore())
+        if history is not None:
+            backfill(engine, bundle, history)
+        if labels is not None:
+            known = read_labels(labels)
     ds = load_dataset(
-        data, label, cfg, features=bundle.features, fill_values=bundle.reference, spec=bundle.spec
+        data,
+        label,
+        cfg,
+        features=bundle.features,
+        fill_values=bundle.reference,
+        spec=bundle.spec,
+        engine=engine,
+        labels=known,
     )
     scores = bundle.score_samples(ds.X)
     metrics = evaluate_scores(ds.y, scores, bundle.threshold, k=k, amount=ds.amount)

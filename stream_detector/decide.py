@@ -93,16 +93,12 @@ class Decider:
         if spec is None:
             self.parser = EventParser(bundle.features, max_bytes=max_bytes)
             return
-        if spec.timestamp != "timestamp":
-            raise ConfigError(
-                f"events carry their time in 'timestamp'; the bundle's feature spec reads "
-                f"{spec.timestamp!r}"
-            )
         self.numeric = numeric_fields(spec)
         self.parser = EventParser(
             self.numeric,
             keys=key_fields(spec),
             require_timestamp=spec.timestamp in spec.required_fields,
+            timestamp=spec.timestamp,
             max_bytes=max_bytes,
         )
         self.engine = FeatureEngine(spec, store if store is not None else MemoryStore())

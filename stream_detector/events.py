@@ -218,6 +218,8 @@ class EventParser:
         string or an integer.
     require_timestamp
         Refuse an event without a timestamp (``bad_timestamp``): time windows need it.
+    timestamp
+        The field that holds the event time (the feature spec's ``timestamp``).
     max_bytes
         Messages longer than this are refused before parsing (reason ``too_large``).
 
@@ -234,6 +236,9 @@ class EventParser:
     ...         print(err.reason, "|", err)
     missing_key | key field 'customer_id' is missing
     bad_timestamp | timestamp is missing; the bundle's time windows need the event time
+    >>> EventParser(["amount"], timestamp="event_time").parse(
+    ...     b'{"amount": 1, "event_time": "1970-01-01T00:00:02Z", "timestamp": 5}').timestamp_ms
+    2000
     """
 
     def __init__(
@@ -242,11 +247,13 @@ class EventParser:
         *,
         keys: Sequence[str] = (),
         require_timestamp: bool = False,
+        timestamp: str = "timestamp",
         max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.features = tuple(features)
         self.keys = tuple(keys)
         self.require_timestamp = require_timestamp
+        self.timestamp = timestamp
         self.max_bytes = max_bytes
         fields: dict[str, Any] = {
             f"f{i}": (float, Field(alias=name)) for i, name in enumerate(self.features)
@@ -254,8 +261,16 @@ class EventParser:
         key_fields: dict[str, Any] = {
             f"k{i}": (_KeyValue, Field(alias=name)) for i, name in enumerate(self.keys)
         }
+        time_field: dict[str, Any] = {}
+        if timestamp != "timestamp":
+            # The event time under the spec's name; a field called ``timestamp`` is then
+            # an ordinary field, ignored like any other.
+            time_field["timestamp"] = (
+                int | float | str | None,
+                Field(default=None, alias=timestamp),
+            )
         self._model: type[_Envelope] = create_model(
-            "EventModel", __base__=_Envelope, **fields, **key_fields
+            "EventModel", __base__=_Envelope, **fields, **key_fields, **time_field
         )
         self._alias = {f"f{i}": name for i, name in enumerate(self.features)}
         self._key_alias = {f"k{i}": name for i, name in enumerate(self.keys)}
@@ -279,7 +294,7 @@ class EventParser:
         if timestamp_ms is None and self.require_timestamp:
             raise EventError(
                 "bad_timestamp",
-                "timestamp is missing; the bundle's time windows need the event time",
+                f"{self.timestamp} is missing; the bundle's time windows need the event time",
             )
         getter = self._values
         if getter is not None:
@@ -314,7 +329,7 @@ class EventParser:
             self._row_of,
             self._keys_of,
         )
-        need_time = self.require_timestamp
+        need_time, time_field = self.require_timestamp, self.timestamp
         positions: list[int] = []
         rows: list[tuple[Any, ...]] = []
         key_rows: list[tuple[str, ...]] = []
@@ -345,7 +360,7 @@ class EventParser:
                     type(entity_id) is not str or len(entity_id) > _MAX_ID_LENGTH
                 ):
                     raise _NotPlain
-                stamp = doc.get("timestamp")
+                stamp = doc.get(time_field)
                 if stamp is not None and type(stamp) is not int:
                     if type(stamp) is str:
                         stamp = parse_timestamp(stamp)
@@ -427,6 +442,7 @@ class EventParser:
             value,
             what="message",
             identifiers=_IDENTIFIERS,
+            timestamp=self.timestamp,
             missing=self._missing_feature,
             invalid=self._invalid_feature,
         )

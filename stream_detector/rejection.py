@@ -55,13 +55,14 @@ def rejection(
     identifiers: Collection[str],
     missing: Callable[[str], EventError],
     invalid: Callable[[str, ErrorDetails], EventError],
+    timestamp: str = "timestamp",
 ) -> EventError:
     """The :class:`~stream_detector.errors.EventError` a message failing validation becomes.
 
     Only the first error of ``exc`` counts. In order: invalid JSON is ``not_utf8`` when
     ``value`` is not UTF-8 and ``not_json`` otherwise; a JSON value that is not an object is
     ``not_object``; a missing field is what ``missing(field)`` says; an invalid ``timestamp``
-    is ``bad_timestamp``; an invalid field among ``identifiers`` is ``bad_identifier``; any
+    (the field so named) is ``bad_timestamp``; an invalid field among ``identifiers`` is ``bad_identifier``; any
     other invalid field is what ``invalid(field, error)`` says.
 
     Parameters
@@ -78,6 +79,8 @@ def rejection(
         The error for a required field that is absent, given the field's name.
     invalid
         The error for any other invalid field, given its name and pydantic's error details.
+    timestamp
+        The field that holds the message's time.
 
     Examples
     --------
@@ -106,8 +109,8 @@ def rejection(
     field = str(loc[0]) if loc else ""
     if kind == "missing":
         return missing(field)
-    if field == "timestamp":
-        return EventError("bad_timestamp", f"timestamp: {err['msg']}")
+    if field == timestamp:
+        return EventError("bad_timestamp", f"{timestamp}: {err['msg']}")
     if field in identifiers:
         return EventError("bad_identifier", f"{field}: {err['msg']}")
     return invalid(field, err)

@@ -193,7 +193,8 @@ class _Labels:
     def before(self, chunk: list[Message]) -> None:
         if self.labels is None or self.next >= self.order.size:
             return
-        stamps = [t for t in (_event_time(m.value) for m in chunk) if t is not None]
+        field = self.decider.parser.timestamp
+        stamps = [t for t in (_event_time(m.value, field) for m in chunk) if t is not None]
         if not stamps:
             return
         known = self.labels["known_at"][self.order]
@@ -204,11 +205,11 @@ class _Labels:
             self.next = end
 
 
-def _event_time(value: bytes | None) -> int | None:
-    """The event time of a raw line, or None when it has none readable."""
+def _event_time(value: bytes | None, field: str) -> int | None:
+    """The event time (in ``field``) of a raw line, or None when it has none readable."""
     try:
         doc = orjson.loads(value or b"")
-        stamp = doc.get("timestamp") if isinstance(doc, dict) else None
+        stamp = doc.get(field) if isinstance(doc, dict) else None
         return parse_timestamp(stamp)
     except (ValueError, TypeError):
         return None

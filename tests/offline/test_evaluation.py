@@ -19,7 +19,7 @@ from sklearn.metrics import (
 from offline.config import DataSettings, TrainSettings
 from offline.evaluation import evaluate_bundle, evaluate_scores, precision_at_k
 from offline.train import train_model
-from stream_detector.errors import BundleError, DataError
+from stream_detector.errors import BundleError, ConfigError, DataError
 
 
 def test_metrics_equal_sklearn() -> None:
@@ -133,3 +133,10 @@ def test_evaluate_imputes_with_training_medians(
 def test_evaluate_bad_bundle(tmp_path: Path, trained: Path) -> None:
     with pytest.raises(BundleError):
         evaluate_bundle(tmp_path / "none", trained / "train.csv", "is_fraud")
+
+
+def test_history_and_labels_need_a_feature_spec(trained: Path) -> None:
+    with pytest.raises(ConfigError, match="need a bundle with a feature spec"):
+        evaluate_bundle(
+            trained / "model", trained / "train.csv", "is_fraud", history=trained / "train.csv"
+        )

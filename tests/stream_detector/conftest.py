@@ -372,11 +372,25 @@ def feature_world(tmp_path_factory: pytest.TempPathFactory) -> FeatureWorld:
 
     write_csv(Transactions.concatenate([history, live]), root / "all.csv", columns=ALL_COLUMNS)
     spec = FeatureSpec.parse(SPEC)
-    X, _, _ = spec_features(read_table(root / "history.csv"), spec, None)
+    _write_spec_bundle(
+        root / "bundle", spec, spec_features(read_table(root / "history.csv"), spec, None)[0]
+    )
+    return FeatureWorld(
+        history=root / "history.csv",
+        live=root / "live.jsonl",
+        labels=root / "labels.jsonl",
+        bundle=root / "bundle",
+        all_rows=root / "all.csv",
+        n_live=len(live),
+    )
+
+
+def _write_spec_bundle(path: Path, spec: Any, X: np.ndarray) -> None:
+    """A linear bundle over ``spec`` with seeded weights, standardised on ``X``."""
     scale = X.std(axis=0)
     coef = np.random.default_rng(1).normal(size=len(spec.names))
     write_bundle(
-        root / "bundle",
+        path,
         scorer=LinearScorer(
             coef=coef, intercept=-3.0, mean=X.mean(axis=0), scale=np.where(scale > 0, scale, 1.0)
         ),
@@ -390,11 +404,42 @@ def feature_world(tmp_path_factory: pytest.TempPathFactory) -> FeatureWorld:
         metrics={"pr_auc": None},
         feature_spec=spec,
     )
+
+
+TIME_FIELD = "event_time"
+"""The time field of :func:`renamed_world`'s spec, events and history."""
+
+
+@pytest.fixture(scope="session")
+def renamed_world(
+    feature_world: FeatureWorld, tmp_path_factory: pytest.TempPathFactory
+) -> FeatureWorld:
+    """:func:`feature_world` with the event time in ``event_time`` (the spec's ``timestamp``
+    names it), and a ``timestamp`` field a day off in every event and history row, which
+    must be ignored. Labels keep their ``timestamp``; the bundle's weights are the same."""
+    from offline.data import spec_features
+    from stream_detector.features import FeatureSpec
+    from stream_detector.history import read_table
+
+    root = tmp_path_factory.mktemp("renamed")
+    frame = read_table(feature_world.history).rename(columns={"timestamp": TIME_FIELD})
+    frame["timestamp"] = frame[TIME_FIELD] - 86_400_000
+    frame.to_csv(root / "history.csv", index=False)
+    lines = []
+    for line in feature_world.live.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        doc[TIME_FIELD] = doc["timestamp"]
+        doc["timestamp"] = doc["timestamp"] - 86_400_000
+        lines.append(orjson.dumps(doc))
+    (root / "live.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    spec = FeatureSpec.parse({**SPEC, "timestamp": TIME_FIELD})
+    X = spec_features(read_table(feature_world.history), FeatureSpec.parse(SPEC), None)[0]
+    _write_spec_bundle(root / "bundle", spec, X)
     return FeatureWorld(
         history=root / "history.csv",
         live=root / "live.jsonl",
-        labels=root / "labels.jsonl",
+        labels=feature_world.labels,
         bundle=root / "bundle",
-        all_rows=root / "all.csv",
-        n_live=len(live),
+        all_rows=feature_world.all_rows,
+        n_live=feature_world.n_live,
     )

@@ -10,11 +10,12 @@ import orjson
 import pytest
 
 from offline.data import spec_features
+from offline.evaluation import evaluate_bundle
 from stream_detector.bundle import load_bundle
 from stream_detector.cli import main
 from stream_detector.history import read_table
 
-from .conftest import FeatureWorld, training_data
+from .conftest import TIME_FIELD, FeatureWorld, training_data
 
 
 def read_decisions(path: Path) -> list[dict]:
@@ -137,6 +138,83 @@ def test_score_without_the_labels_misses_the_label_features(
         X[[row[d["event_id"]] for d in decisions]]
     )
     assert np.abs(np.array([d["score"] for d in decisions]) - expected).max() > 1e-6
+
+
+def test_the_event_time_comes_from_the_field_the_spec_names(
+    feature_world: FeatureWorld, renamed_world: FeatureWorld, tmp_path: Path
+) -> None:
+    """Events and history with their time in ``event_time`` (and a ``timestamp`` a day off,
+    ignored) give the features and scores of the same events timed in ``timestamp``."""
+    spec, renamed = load_bundle(feature_world.bundle).spec, load_bundle(renamed_world.bundle).spec
+    assert spec is not None
+    assert renamed is not None
+    assert renamed.timestamp == TIME_FIELD
+    X, order, ts = spec_features(read_table(feature_world.history), spec, None)
+    X2, order2, ts2 = spec_features(read_table(renamed_world.history), renamed, None)
+    np.testing.assert_array_equal(order, order2)
+    np.testing.assert_array_equal(ts, ts2)
+    np.testing.assert_array_equal(X, X2)
+
+    def score(world: FeatureWorld) -> list[dict]:
+        out = tmp_path / f"{world.bundle.parent.name}.jsonl"
+        argv = ["score", "--model", str(world.bundle), "--input", str(world.live)]
+        argv += ["--output", str(out), "--history", str(world.history)]
+        assert main([*argv, "--labels", str(world.labels), "--strict"]) == 0
+        return read_decisions(out)
+
+    expected, got = score(feature_world), score(renamed_world)
+    assert len(got) == renamed_world.n_live
+    assert [d["event_id"] for d in got] == [d["event_id"] for d in expected]
+    assert [d["timestamp"] for d in got] == [d["timestamp"] for d in expected]
+    np.testing.assert_allclose(
+        [d["score"] for d in got], [d["score"] for d in expected], rtol=0, atol=1e-12
+    )
+
+
+def test_evaluate_with_history_and_labels_scores_as_score_replays(
+    feature_world: FeatureWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate --history --labels`` measures the scores ``score --history --labels``
+    gives the same events (the live stream as a labelled table)."""
+    out = tmp_path / "out.jsonl"
+    argv = ["score", "--model", str(feature_world.bundle), "--input", str(feature_world.live)]
+    argv += ["--output", str(out), "--history", str(feature_world.history)]
+    assert main([*argv, "--labels", str(feature_world.labels)]) == 0
+    replayed = {d["event_id"]: d["score"] for d in read_decisions(out)}
+    frame = read_table(feature_world.all_rows)
+    live = frame[frame["event_id"].isin(list(replayed))]
+    live.to_csv(tmp_path / "live.csv", index=False)
+    ev = evaluate_bundle(
+        feature_world.bundle,
+        tmp_path / "live.csv",
+        "is_fraud",
+        history=feature_world.history,
+        labels=feature_world.labels,
+    )
+    ids = live.sort_values(["timestamp", "event_id"])["event_id"].tolist()
+    assert ev.metrics.n == len(ids) == feature_world.n_live
+    np.testing.assert_allclose(ev.scores, [replayed[e] for e in ids], rtol=0, atol=1e-9)
+    # Without them, each label is known at its own event's time over the file alone: other
+    # features, other scores.
+    alone = evaluate_bundle(feature_world.bundle, tmp_path / "live.csv", "is_fraud")
+    assert np.abs(alone.scores - ev.scores).max() > 1e-6
+
+    evaluate = [
+        "evaluate",
+        "--model",
+        str(feature_world.bundle),
+        "--data",
+        str(tmp_path / "live.csv"),
+    ]
+    evaluate += ["--label", "is_fraud", "--history", str(feature_world.history)]
+    capsys.readouterr()
+    assert (
+        main([*evaluate, "--labels", str(feature_world.labels), "--report", str(tmp_path / "r")])
+        == 0
+    )
+    assert f"{len(ids)} rows" in capsys.readouterr().out
+    metrics = orjson.loads((tmp_path / "r" / "metrics.json").read_bytes())
+    assert metrics["pr_auc"] == pytest.approx(ev.metrics.pr_auc, abs=1e-12)
 
 
 def test_history_and_labels_need_a_feature_spec(

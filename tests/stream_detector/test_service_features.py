@@ -162,6 +162,32 @@ def test_serve_decides_as_score_with_history_and_labels(
     assert running.get("/readyz")[0] == 200
 
 
+def test_serve_and_backfill_read_the_event_time_from_the_field_the_spec_names(
+    broker: Any,
+    topics: dict[str, str],
+    renamed_world: FeatureWorld,
+    producer_factory: Callable[..., Any],
+    consume_all: Callable[..., list[Any]],
+    run_detector: Callable[[Service], RunningDetector],
+    detector_settings: Callable[..., DetectorSettings],
+    tmp_path: Path,
+) -> None:
+    """The spec's time field is ``event_time``; every event also carries a ``timestamp`` a
+    day off, which must be ignored (labels keep their ``timestamp``)."""
+    bundle = load_bundle(renamed_world.bundle)
+    detector = Service(detector_settings(topics), bundle, registry=CollectorRegistry())
+    assert detector.decider.engine is not None
+    backfill(detector.decider.engine, bundle, renamed_world.history)
+    run_detector(detector)
+    decisions = stream_days(renamed_world, topics, producer_factory(linger_ms=5), consume_all)
+    assert_same_scores(decisions, score_file(renamed_world, tmp_path / "scored.jsonl"))
+    live = {
+        d["event_id"]: d["event_time"]
+        for d in map(orjson.loads, renamed_world.live.read_bytes().splitlines())
+    }
+    assert all(orjson.loads(r.value)["timestamp"] == live[r.key.decode()] for r in decisions)
+
+
 def test_two_replicas_share_the_redis_state(
     broker: Any,
     topic_factory: Callable[..., str],
