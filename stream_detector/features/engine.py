@@ -120,6 +120,8 @@ class _Group:
             for w, what, name in entry.columns():
                 wanted.setdefault(w, {})[what] = position[name]
             for w in entry.windows:
+                if w not in wanted:  # an entry with only since_previous: no window slot
+                    continue
                 lengths.append(duration_ms(w))
                 delays.append(entry.delay_ms)
                 fields.append(self.fields.index(entry.field) if entry.field else -1)

@@ -31,6 +31,7 @@ CARD = {
             "distinct": "terminal_id",
         },
         {"key": "terminal_id", "windows": ["2h"], "field": "amount", "stats": ["mean"]},
+        {"key": "terminal_id", "windows": ["20m", "40m"], "since_previous": True},
         {
             "key": "terminal_id",
             "windows": ["1d"],
