@@ -17,8 +17,10 @@ latest event: the state keeps each entity's rows back to its latest event minus 
 
 from __future__ import annotations
 
+import datetime
 import struct
 import time
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +33,7 @@ from stream_detector.errors import DataError
 from stream_detector.features.base import FeatureStep
 from stream_detector.features.kernels import NO_LABEL, SLOT_FIELDS, compiled
 from stream_detector.features.spec import FeatureSpec, duration_ms
-from stream_detector.state.base import Append, StateStore
+from stream_detector.state.base import Append, Appends, StateStore
 
 __all__ = ["BatchStats", "EventColumns", "FeatureBatch", "FeatureEngine", "LabelColumns"]
 
@@ -45,6 +47,8 @@ label became known). Only confirmed frauds (label 1) change features."""
 
 _MIN = np.iinfo(np.int64).min
 _INDEX = struct.Struct("<q")
+_QUARTER_MS = 900_000
+_CHANGING = np.iinfo(np.int64).min  # a quarter of an hour in which the offset changes
 _PENDING = np.dtype([("ts", "<i8"), ("seq", "<i8"), ("eid", "<u8")])  # ts: when known
 
 
@@ -120,6 +124,8 @@ class _Group:
             for w, what, name in entry.columns():
                 wanted.setdefault(w, {})[what] = position[name]
             for w in entry.windows:
+                if w not in wanted:  # an entry with only since_previous: no window slot
+                    continue
                 lengths.append(duration_ms(w))
                 delays.append(entry.delay_ms)
                 fields.append(self.fields.index(entry.field) if entry.field else -1)
@@ -128,6 +134,26 @@ class _Group:
             if entry.since_previous:
                 spans.append(entry.span_ms)
                 sp_cols.append(wanted[None]["since_previous"])
+        # windows of the same length and delay share one pass over the rows when their field,
+        # distinct field and outputs do not clash (same sums in the same order: same bits)
+        slots: list[int] = []
+        for k in range(len(lengths)):
+            for m in slots:
+                if (
+                    (lengths[m], delays[m]) == (lengths[k], delays[k])
+                    and _compatible(fields[m], fields[k])
+                    and _compatible(distincts[m], distincts[k])
+                    and all(a < 0 or b < 0 for a, b in zip(cols[m], cols[k], strict=True))
+                ):
+                    fields[m] = max(fields[m], fields[k])
+                    distincts[m] = max(distincts[m], distincts[k])
+                    cols[m] = [max(a, b) for a, b in zip(cols[m], cols[k], strict=True)]
+                    break
+            else:
+                slots.append(k)
+        lengths, delays = [lengths[k] for k in slots], [delays[k] for k in slots]
+        fields, distincts = [fields[k] for k in slots], [distincts[k] for k in slots]
+        cols = [cols[k] for k in slots]
         self.w_len = np.array(lengths, np.int64)
         self.w_delay = np.array(delays, np.int64)
         self.w_field = np.array(fields, np.int64)
@@ -172,6 +198,8 @@ class FeatureEngine(FeatureStep):
         self._prefix = f"{spec.digest}|"
         self._groups = [_Group(spec, key, self._prefix) for key in spec.keys]
         self._by_key = {group.key: group for group in self._groups}
+        self._zone = None if spec.time_zone == "UTC" else zoneinfo.ZoneInfo(spec.time_zone)
+        self._quarter_offsets: dict[int, int] = {}
         self.last_stats: BatchStats | None = None
 
     # -- the FeatureStep interface ---------------------------------------------------------
@@ -268,16 +296,43 @@ class FeatureEngine(FeatureStep):
     # -- steps -----------------------------------------------------------------------------
 
     def _calendar(self, ts: npt.NDArray[np.int64], out: npt.NDArray[np.float64], at: int) -> None:
-        stamps = pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True)).tz_convert(
-            self.spec.time_zone
-        )
-        hour = np.asarray(stamps.hour, dtype=np.float64)
-        day = np.asarray(stamps.day_of_week, dtype=np.float64)
+        local = ts + self._offsets(ts)
+        hour = (local // 3_600_000 % 24).astype(np.float64)
+        day = ((local // 86_400_000 + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday
         start, end = self.spec.night_hours
         night = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
         values = {"hour": hour, "day_of_week": day, "weekend": day >= 5, "night": night}
         for j, name in enumerate(self.spec.calendar):
             out[:, at + j] = values[name]
+
+    def _offsets(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The time zone's offset from UTC at each time, in ms: looked up once per quarter of
+        an hour (offsets change on quarter hours) and remembered."""
+        if self._zone is None:
+            return np.zeros(len(ts), dtype=np.int64)
+        quarters, inverse = np.unique(ts // _QUARTER_MS, return_inverse=True)
+        known = self._quarter_offsets
+        if len(known) > 100_000:
+            known.clear()
+        offsets = np.empty(len(quarters), dtype=np.int64)
+        for i, quarter in enumerate(quarters.tolist()):
+            offset = known.get(quarter)
+            if offset is None:
+                offset = known[quarter] = self._offset_of(quarter)
+            offsets[i] = offset
+        result = offsets[inverse.reshape(-1)]
+        changing = np.flatnonzero(result == _CHANGING)
+        for i in changing.tolist():  # a change within the quarter: event by event
+            result[i] = _offset_ms(int(ts[i]) // 1000, self._zone)
+        return result
+
+    def _offset_of(self, quarter: int) -> int:
+        assert self._zone is not None
+        first = quarter * _QUARTER_MS // 1000
+        offset = _offset_ms(first, self._zone)
+        if _offset_ms(first + _QUARTER_MS // 1000 - 1, self._zone) != offset:
+            return _CHANGING
+        return offset
 
     def _windows(
         self,
@@ -449,7 +504,7 @@ class FeatureEngine(FeatureStep):
         too_late: npt.NDArray[np.bool_],
     ) -> None:
         spec = self.spec
-        appends: list[Append] = []
+        appends: list[Appends] = []
         index_parts: list[list[str]] = []
         new_any = np.zeros(len(ts), dtype=bool)
         for group, layout, code, names in zip(
@@ -461,7 +516,7 @@ class FeatureEngine(FeatureStep):
             new_any |= new
             chosen = np.flatnonzero(new)
             if spec.has_labels:
-                index_parts.append([names[c] for c in code.tolist()])
+                index_parts.append(list(map(names.__getitem__, code.tolist())))
             if not len(chosen):
                 continue
             order = chosen[np.argsort(code[chosen], kind="stable")]
@@ -486,27 +541,33 @@ class FeatureEngine(FeatureStep):
             held_entities = entity[starts]
             oldest = layout["ts"][layout["seg_start"][held_entities]]
             merge = (oldest < cutoff - spec.horizon_ms // 8).tolist()
-            size = group.row_size
-            appends += [
-                Append(names[e], data[a * size : b * size], size, c, m)
-                for e, a, b, c, m in zip(
-                    held_entities.tolist(),
-                    starts.tolist(),
-                    ends.tolist(),
+            appends.append(
+                Appends(
+                    [names[e] for e in held_entities.tolist()],
+                    data,
+                    group.row_size,
+                    (ends - starts).tolist(),
                     cutoff.tolist(),
                     merge,
-                    strict=True,
                 )
-            ]
+            )
         puts: dict[str, bytes] = {}
         if spec.has_labels:
-            indexed = np.flatnonzero(new_any).tolist()
-            index, pack = f"{self._prefix}i|", _INDEX.pack
-            stamps = ts.tolist()
-            puts = {
-                index + ids[i]: pack(stamps[i]) + "\x1f".join([p[i] for p in index_parts]).encode()
-                for i in indexed
-            }
+            indexed = np.flatnonzero(new_any)
+            index = f"{self._prefix}i|"
+            stamps = np.ascontiguousarray(ts[indexed], dtype="<i8").tobytes()
+            entities = ["\x1f".join(parts) for parts in zip(*index_parts, strict=True)]
+            picked = indexed.tolist()
+            puts = dict(
+                zip(
+                    [index + ids[i] for i in picked],
+                    [
+                        stamps[8 * k : 8 * k + 8] + entities[i].encode()
+                        for k, i in enumerate(picked)
+                    ],
+                    strict=True,
+                )
+            )
         if appends or puts:
             self.store.write(appends, puts=puts, ttl_ms=spec.horizon_ms)
 
@@ -525,6 +586,18 @@ class FeatureEngine(FeatureStep):
                     "known_at": known[~inside],
                 }
             )
+
+
+def _offset_ms(second: int, zone: zoneinfo.ZoneInfo) -> int:
+    """The zone's offset from UTC at an epoch second, in ms."""
+    offset = datetime.datetime.fromtimestamp(second, tz=zone).utcoffset()
+    assert offset is not None
+    return (offset.days * 86_400 + offset.seconds) * 1000 + offset.microseconds // 1000
+
+
+def _compatible(a: int, b: int) -> bool:
+    """Two slots' field (or distinct field) indices can share a pass: equal, or one unused."""
+    return a == b or a < 0 or b < 0
 
 
 def _length(events: EventColumns) -> int:

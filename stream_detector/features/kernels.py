@@ -320,7 +320,8 @@ def _windows(
             if c[7] >= 0:
                 out[i, c[7]] = (vals[r, fi] - mean) / std if std > 0.0 else 0.0
             if c[8] >= 0:
-                values = np.sort(scratch[:n_distinct])
+                values = scratch[:n_distinct]
+                values.sort()
                 unique = 0
                 for m in range(n_distinct):
                     if m == 0 or values[m] != values[m - 1]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from stream_detector.state.base import (
     HEADER_BYTES,
     Append,
+    Appends,
     StateRead,
     StateStore,
     StoreCounters,
@@ -20,6 +21,7 @@ from stream_detector.state.redis import RedisStore
 __all__ = [
     "HEADER_BYTES",
     "Append",
+    "Appends",
     "MemoryStore",
     "RedisStore",
     "StateRead",

@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["HEADER_BYTES", "Append", "StateRead", "StateStore", "StoreCounters", "merge_rows"]
+__all__ = [
+    "HEADER_BYTES",
+    "Append",
+    "Appends",
+    "StateRead",
+    "StateStore",
+    "StoreCounters",
+    "each_append",
+    "merge_rows",
+]
 
 HEADER_BYTES = 24
 """Bytes of a row's header: timestamp, sequence, event hash."""
@@ -57,6 +66,52 @@ class Append(NamedTuple):
     row_size: int
     cutoff_ms: int
     merge: bool = True
+
+
+class Appends(NamedTuple):
+    """Rows to append under many keys at once, all of one row size: what the engine writes
+    per batch (one :class:`Append` per key would cost an object per entity).
+
+    Parameters
+    ----------
+    keys
+        The entities' keys.
+    rows
+        Their rows, concatenated key after key.
+    row_size
+        Bytes per row, header included.
+    counts
+        Rows of each key.
+    cutoffs_ms, merges
+        Per key, as :class:`Append`'s ``cutoff_ms`` and ``merge``.
+
+    Examples
+    --------
+    >>> batch = Appends(["a", "b"], b"x" * 72, 24, [1, 2], [0, 0], [True, False])
+    >>> [(a.key, len(a.rows), a.merge) for a in each_append([batch])]
+    [('a', 24, True), ('b', 48, False)]
+    """
+
+    keys: Sequence[str]
+    rows: bytes
+    row_size: int
+    counts: Sequence[int]
+    cutoffs_ms: Sequence[int]
+    merges: Sequence[bool]
+
+
+def each_append(appends: Sequence[Append | Appends]) -> Iterator[Append]:
+    """Every key's :class:`Append`, the columnar batches unrolled (for the simple paths)."""
+    for item in appends:
+        if isinstance(item, Append):
+            yield item
+            continue
+        at, size = 0, item.row_size
+        for key, count, cutoff, merge in zip(
+            item.keys, item.counts, item.cutoffs_ms, item.merges, strict=True
+        ):
+            yield Append(key, item.rows[at : at + count * size], size, cutoff, merge)
+            at += count * size
 
 
 @dataclass(frozen=True)
@@ -148,7 +203,7 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def write(
         self,
-        appends: Sequence[Append],
+        appends: Sequence[Append | Appends],
         *,
         puts: Mapping[str, bytes] | None = None,
         deletes: Sequence[str] = (),

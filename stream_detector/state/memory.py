@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 
-from stream_detector.state.base import Append, StateRead, StateStore, StoreCounters
+from stream_detector.state.base import Append, Appends, StateRead, StateStore, StoreCounters
 
 __all__ = ["MemoryStore"]
 
-_SWEEP_EVERY = 10_000
+_SWEEP_EVERY_S = 60.0
 
 
 class MemoryStore(StateStore):
     """State in a dictionary of this process; lost when the process ends.
 
-    Keys not written for ``ttl_ms`` (wall-clock) are swept from time to time, as Redis
-    expires them.
+    Keys not written for ``ttl_ms`` (wall-clock) are dropped, as Redis expires them, by a
+    sweep over all keys at most once a minute (so a key goes up to a minute after its TTL).
 
     Examples
     --------
@@ -36,15 +36,14 @@ class MemoryStore(StateStore):
 
     def __init__(self) -> None:
         self.counters = StoreCounters()
-        self._values: dict[str, bytearray] = {}
-        self._expires: OrderedDict[str, float] = OrderedDict()
+        self._values: dict[str, bytes | bytearray] = {}
+        self._expires: dict[str, float] = {}
         self._sequence = 0
-        self._writes = 0
+        self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
 
     def read(self, keys: Sequence[str], *, reserve: int = 0) -> StateRead:
         with self.counters.timed():
-            get = self._values.get
-            values = [get(key) for key in keys]
+            values = list(map(self._values.get, keys))
             lengths = np.fromiter(
                 (-1 if v is None else len(v) for v in values), np.int64, len(values)
             )
@@ -55,67 +54,82 @@ class MemoryStore(StateStore):
 
     def write(
         self,
-        appends: Sequence[Append],
+        appends: Sequence[Append | Appends],
         *,
         puts: Mapping[str, bytes] | None = None,
         deletes: Sequence[str] = (),
         ttl_ms: int,
     ) -> None:
         with self.counters.timed():
-            values = self._values
-            expires = self._expires
-            until = time.monotonic() + ttl_ms / 1000
-            for key, rows, size, cutoff, merge in appends:
-                current = values.get(key)
-                if current is not None and not merge:
-                    current += rows
-                    expires[key] = until
-                    expires.move_to_end(key)
+            now = time.monotonic()
+            until = now + ttl_ms / 1000
+            for item in appends:
+                if isinstance(item, Append):
+                    self._append(item.key, item.rows, item.row_size, item.cutoff_ms, item.merge)
+                    self._expires[item.key] = until
                     continue
-                if current is None:
-                    current = values[key] = bytearray()
-                    fresh = rows
-                elif len(rows) == size and current.find(rows[16:24]) < 0:
-                    fresh = rows  # one row of an event not held: the usual case
-                else:
-                    fresh = _new_rows(current, rows, size)
-                current += fresh
-                if current and int.from_bytes(current[:8], "little", signed=True) < cutoff:
-                    drop = size
-                    while drop < len(current) and (
-                        int.from_bytes(current[drop : drop + 8], "little", signed=True) < cutoff
-                    ):
-                        drop += size
-                    del current[:drop]
-                if current:
-                    expires[key] = until
-                    expires.move_to_end(key)
-                else:
-                    del values[key]
-                    expires.pop(key, None)
-            for key, value in (puts or {}).items():
-                values[key] = bytearray(value)
-                expires[key] = until
-                expires.move_to_end(key)
+                self._append_many(item)
+                self._expires.update(zip(item.keys, repeat(until)))
+            if puts:
+                self._values.update(puts)
+                self._expires.update(zip(puts, repeat(until)))
             for key in deletes:
-                values.pop(key, None)
-                expires.pop(key, None)
-            self._writes += len(appends) + len(puts or ())
-            if self._writes >= _SWEEP_EVERY:
-                self._sweep()
+                self._values.pop(key, None)
+                self._expires.pop(key, None)
+            if now >= self._next_sweep:
+                self._sweep(now)
 
-    def _sweep(self) -> None:
-        # keys are in the order of their last write, so of their expiry: stop at the first alive
-        self._writes = 0
-        now = time.monotonic()
-        expired = []
-        for key, until in self._expires.items():
-            if until > now:
-                break
-            expired.append(key)
+    def _append_many(self, item: Appends) -> None:
+        values = self._values
+        get = values.get
+        rows, size = item.rows, item.row_size
+        at = 0
+        for key, count, cutoff, merge in zip(
+            item.keys, item.counts, item.cutoffs_ms, item.merges, strict=True
+        ):
+            end = at + count * size
+            current = get(key)
+            if not merge and current is not None and current.__class__ is bytearray:
+                current += rows[at:end]  # the usual case: events not held, nothing to drop
+            else:
+                self._append(key, rows[at:end], size, cutoff, merge)
+            at = end
+
+    def _append(self, key: str, rows: bytes, size: int, cutoff: int, merge: bool) -> None:
+        values = self._values
+        current = values.get(key)
+        if current is None:
+            current = values[key] = bytearray()
+            fresh = rows
+        else:
+            if current.__class__ is not bytearray:  # set by a put
+                current = values[key] = bytearray(current)
+            assert isinstance(current, bytearray)
+            if not merge:
+                current += rows  # the writer found none of them held, nothing to drop
+                return
+            if len(rows) == size and current.find(rows[16:24]) < 0:
+                fresh = rows  # one row of an event not held: the usual case
+            else:
+                fresh = _new_rows(current, rows, size)
+        current += fresh
+        if current and int.from_bytes(current[:8], "little", signed=True) < cutoff:
+            drop = size
+            while drop < len(current) and (
+                int.from_bytes(current[drop : drop + 8], "little", signed=True) < cutoff
+            ):
+                drop += size
+            del current[:drop]
+        if not current:
+            del values[key]
+            self._expires.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY_S
+        expired = [key for key, until in self._expires.items() if until <= now]
         for key in expired:
-            del self._values[key]
             del self._expires[key]
+            self._values.pop(key, None)
 
     def size(self) -> int:
         return len(self._values)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stream_detector.errors import StateStoreError
-from stream_detector.state.base import Append, StateRead, StateStore, StoreCounters
+from stream_detector.state.base import Append, Appends, StateRead, StateStore, StoreCounters
 
 __all__ = ["RedisStore"]
 
@@ -161,7 +161,7 @@ class RedisStore(StateStore):
 
     def write(
         self,
-        appends: Sequence[Append],
+        appends: Sequence[Append | Appends],
         *,
         puts: Mapping[str, bytes] | None = None,
         deletes: Sequence[str] = (),
@@ -171,13 +171,28 @@ class RedisStore(StateStore):
         if not (appends or puts or deletes):
             return
         others = [*puts, *deletes]
+        keys: list[str] = []
+        meta: list[str] = []
+        for item in appends:
+            if isinstance(item, Append):
+                keys.append(item.key)
+                meta.append(
+                    f"{item.row_size},{len(item.rows)},{item.cutoff_ms},{int(item.merge)}\n"
+                )
+                continue
+            size = item.row_size
+            keys += item.keys
+            meta += [
+                f"{size},{count * size},{cutoff},{int(merge)}\n"
+                for count, cutoff, merge in zip(
+                    item.counts, item.cutoffs_ms, item.merges, strict=True
+                )
+            ]
         args: list[bytes | str | int] = [
             max(int(ttl_ms), 1),
             self.key_prefix,
-            _names([item.key for item in appends]),
-            "".join(
-                [f"{a.row_size},{len(a.rows)},{a.cutoff_ms},{int(a.merge)}\n" for a in appends]
-            ),
+            _names(keys),
+            "".join(meta),
             b"".join([item.rows for item in appends]),
             "".join([f"{len(value)}\n" for value in puts.values()]),
             b"".join(puts.values()),

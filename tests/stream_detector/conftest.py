@@ -314,9 +314,9 @@ SPEC = {
             "field": "amount",
             "stats": ["count", "mean", "std"],
             "relative": ["ratio", "zscore"],
-            "since_previous": True,
         },
         {"key": "customer_id", "windows": ["1d"], "distinct": "terminal_id"},
+        {"key": "customer_id", "windows": ["7d"], "since_previous": True},
         {
             "key": "terminal_id",
             "windows": ["3d"],

@@ -185,6 +185,9 @@ def test_feature_batches_equal_the_offline_pass_after_a_backfill(
         got.append(outcome.features)
         ids += outcome.event_ids
     assert np.array_equal(np.concatenate(got), X[[row[e] for e in ids]])
+    gaps = np.concatenate(got)[:, bundle.features.index("customer_id.since_previous")]
+    assert (gaps > 0).any()  # an entry with only since_previous, computed
+    assert (gaps == -1).any()
     assert decider.last_stats is not None
     assert decider.last_stats.round_trips >= 1
 

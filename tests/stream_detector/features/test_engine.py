@@ -112,6 +112,36 @@ def test_since_previous_and_distinct() -> None:
     assert got.tolist() == [[1, -1], [2, 5.0], [2, 1.5], [1, -1]]
 
 
+def test_an_entry_with_only_since_previous() -> None:
+    eng = engine(
+        {
+            "key": "k",
+            "windows": ["1h"],
+            "field": "amount",
+            "stats": ["count"],
+            "relative": ["ratio"],
+        },
+        {"key": "k", "windows": ["30m"], "since_previous": True},
+        {"key": "t", "windows": ["2h", "1h"], "since_previous": True},
+    )
+    assert eng.names == ("k.amount.count.1h", "k.amount.ratio.1h", "k.since_previous",
+                         "t.since_previous")  # fmt: skip
+    first = eng.transform(
+        batch(("a", 0, "x", "u", 2.0), ("b", 5_000, "x", "u", 4.0), fields=("k", "t", "amount"))
+    )
+    then = eng.transform(
+        batch(
+            ("c", H + 10_000, "x", "u", 1.0),
+            ("d", 3 * H + 20_000, "y", "u", 3.0),
+            fields=("k", "t", "amount"),
+        )
+    )
+    # c: b is 1 h 5 s back, beyond k's 30 min but within t's longest window (2 h);
+    # d: c is 2 h 10 s back, beyond t's 2 h
+    assert first.tolist() == [[1, 1.0, -1, -1], [2, 4 / 3, 5.0, 5.0]]
+    assert then.tolist() == [[1, 1.0, -1, 3605.0], [1, 1.0, -1, -1]]
+
+
 def test_labels_count_only_when_known_by_the_event_time() -> None:
     eng = engine({"key": "k", "windows": ["2d"], "delay": "1d", "labels": ["count", "rate"]})
     assert eng.transform(batch(("e1", 0, "t"), fields=("k",))).tolist() == [[0, 0]]

@@ -31,6 +31,7 @@ CARD = {
             "distinct": "terminal_id",
         },
         {"key": "terminal_id", "windows": ["2h"], "field": "amount", "stats": ["mean"]},
+        {"key": "terminal_id", "windows": ["20m", "40m"], "since_previous": True},
         {
             "key": "terminal_id",
             "windows": ["1d"],
@@ -205,3 +206,47 @@ def test_random_streams_in_any_batches_equal_one_call_and_the_oracle(
     np.testing.assert_array_equal(np.vstack(values), one.values)
     np.testing.assert_array_equal(np.concatenate(late), one.too_late)
     np.testing.assert_array_equal(np.isnan(one.values).all(axis=1), one.too_late)
+
+
+def pandas_calendar(spec: FeatureSpec, ts: np.ndarray) -> np.ndarray:
+    """The calendar features from pandas' own time zone conversion."""
+    import pandas as pd
+
+    stamps = pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True)).tz_convert(spec.time_zone)
+    hour = np.asarray(stamps.hour, dtype=np.float64)
+    day = np.asarray(stamps.day_of_week, dtype=np.float64)
+    start, end = spec.night_hours
+    night = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
+    values = {"hour": hour, "day_of_week": day, "weekend": day >= 5, "night": night}
+    return np.column_stack([values[name] for name in spec.calendar]).astype(np.float64)
+
+
+# around summer-time changes (Paris, New York, Lord Howe's half hour), Kathmandu's +5:45,
+# before 1970 and far ahead
+_INSTANTS = [1_521_939_600_000, 1_540_688_400_000, 1_520_751_600_000, 1_522_510_200_000,
+             -2_000_000_000_000, 0, 4_102_444_800_000]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from(
+        ["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+    ),
+    base=st.sampled_from(_INSTANTS),
+    steps=st.lists(st.integers(min_value=-7_200_000, max_value=7_200_000), min_size=1),
+    night=st.sampled_from([(22, 6), (1, 5)]),
+)
+def test_calendar_features_equal_pandas_in_any_zone(
+    zone: str, base: int, steps: list[int], night: tuple[int, int]
+) -> None:
+    spec = FeatureSpec.parse(
+        {
+            "calendar": ["hour", "day_of_week", "weekend", "night"],
+            "time_zone": zone,
+            "night_hours": list(night),
+        }
+    )
+    ts = base + np.array(steps, dtype=np.int64)
+    engine = FeatureEngine(spec, MemoryStore())
+    got = engine.transform({"event_id": [f"e{i}" for i in range(len(ts))], "timestamp": ts})
+    np.testing.assert_array_equal(got, pandas_calendar(spec, ts))

@@ -13,7 +13,7 @@ import pytest
 from stream_detector.errors import StateStoreError, StreamDetectorError
 from stream_detector.features import FeatureEngine, FeatureSpec
 from stream_detector.simulate import TransactionSimulator
-from stream_detector.state import Append, MemoryStore, RedisStore, StateStore, merge_rows
+from stream_detector.state import Append, Appends, MemoryStore, RedisStore, StateStore, merge_rows
 
 
 def row(ts: int, seq: int, eid: int, extra: bytes = b"") -> bytes:
@@ -75,6 +75,32 @@ def test_an_append_without_merge_adds_the_rows_as_they_are(store: StateStore) ->
     store.write([Append("e", row(6, 3, 3), 24, 5)], ttl_ms=60_000)
     (blob,) = store.read(["e"]).values()
     assert rows_of(blob) == [(6, 3, 3)]
+
+
+def test_columnar_appends_are_the_same_appends_key_by_key(store: StateStore) -> None:
+    store.write([Append("a", row(1, 1, 1), 24, 0)], puts={"c": b"v"}, ttl_ms=60_000)
+    rows = row(1, 5, 1) + row(2, 2, 2) + row(3, 3, 3) + row(4, 4, 4) + row(9, 6, 6)
+    batch = Appends(["a", "b", "c"], rows, 24, [2, 2, 1], [0, 4, 0], [True, True, False])
+    store.write([batch], ttl_ms=60_000)
+    a, b, c = store.read(["a", "b", "c"]).values()
+    assert rows_of(a) == [(1, 1, 1), (2, 2, 2)]  # event 1 held already
+    assert rows_of(b) == [(4, 4, 4)]  # (3, 3, 3) older than the cutoff
+    assert c == b"v" + row(9, 6, 6)  # appended as it is (merge False)
+
+
+def test_the_memory_store_drops_keys_not_written_for_their_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("stream_detector.state.memory.time.monotonic", lambda: clock[0])
+    store = MemoryStore()
+    store.write([Append("old", row(1, 1, 1), 24, 0)], ttl_ms=10_000)
+    clock[0] += 30
+    store.write([Appends(["new"], row(2, 2, 2), 24, [1], [0], [True])], ttl_ms=100_000)
+    clock[0] += 40  # a sweep is due (a minute after the store started)
+    store.write([], puts={"p": b"x"}, ttl_ms=100_000)
+    assert store.read(["old", "new", "p"]).values() == [None, row(2, 2, 2), b"x"]
+    assert store.size() == 2
 
 
 def test_keys_with_nul_bytes_do_not_shift_the_others(store: StateStore) -> None:
