@@ -188,6 +188,17 @@ def winner_flags(bundle: Path) -> list[str]:
     return flags + (["--model", model] if model else [])
 
 
+def rung_costs(bundle: Path) -> None:
+    """Print what each rung of ``auto``'s search cost (the manifest's ``selection.rungs``)."""
+    selection = json.loads((bundle / "manifest.json").read_text()).get("selection", {})
+    for i, cost in enumerate(selection.get("rungs", []), start=1):
+        print(
+            f"  rung {i}: {cost['candidates']:>2} candidates on {cost['rows']:>9,} rows "
+            f"{cost['seconds']:8.1f} s ({cost['cpu_seconds']:.1f} s cpu)"
+        )
+    print(f"  search: {selection.get('search')}; picked: {selection.get('verdict')}")
+
+
 def auto_scale(sizes: list[int], data: Path | None) -> None:
     """``train --technique auto`` against the winner's own ``train``, at each size."""
     table: list[tuple[int, Run, Run, str]] = []
@@ -201,8 +212,11 @@ def auto_scale(sizes: list[int], data: Path | None) -> None:
                 simulate(path, rows)
                 print(f"simulated {rows or 'all'} rows in {time.perf_counter() - start:.0f} s")
             n = sum(1 for _ in path.open()) - 1
-            print(f"== {n:,} rows: train --technique auto", flush=True)
+            print(
+                f"== {n:,} rows: train --technique auto; load {os.getloadavg()[0]:.2f}", flush=True
+            )
             auto = measure(train_command(path, Path(tmp) / f"auto-{rows}", "--technique", "auto"))
+            rung_costs(Path(tmp) / f"auto-{rows}")
             flags = winner_flags(Path(tmp) / f"auto-{rows}")
             print(f"== {n:,} rows: train {' '.join(flags)}", flush=True)
             alone = measure(train_command(path, Path(tmp) / f"alone-{rows}", *flags))

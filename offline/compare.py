@@ -42,7 +42,9 @@ The winner, which ``train --technique auto`` trains, is chosen among the scorers
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -55,7 +57,7 @@ from offline.data import Dataset
 from offline.evaluation import Metrics, evaluate_scores
 from offline.models import BlendEstimator, FraudEstimator, SupervisedEstimator, make_estimator
 from offline.progress import Progress
-from offline.search import Estimate, SearchBudget, Subsample, plan_rates, subsample
+from offline.search import Estimate, RungCost, SearchBudget, Subsample, plan_rates, subsample
 from offline.thresholds import ThresholdChoice, choose_threshold
 from offline.validation import Fold, cross_val_scores, make_folds, validated_rows
 from stream_detector.errors import DataError
@@ -69,6 +71,8 @@ __all__ = [
     "run_compare",
     "select_winner",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,8 @@ class Comparison:
     """The highest out-of-fold PR-AUC among the eligible candidates."""
     search: str = "exhaustive"
     """How the candidates were judged, e.g. ``successive halving, 3 rungs``."""
+    costs: tuple[RungCost, ...] = ()
+    """What each rung of the search cost, first rung first."""
 
     def rows(self) -> list[dict[str, Any]]:
         """``compare.json``."""
@@ -389,14 +395,50 @@ def _plan(settings: TrainSettings, wanted: tuple[ScorerKind, ...]) -> tuple[list
     return plan, hybrid_best
 
 
+def _sample_settings(settings: TrainSettings, ds: Dataset) -> TrainSettings:
+    """The settings of a rung on a sample: ``compare.sample_folds`` folds and, when the
+    gradient boosting of the last rung will stop early (``hgb.early_stopping: auto`` on more
+    than 10,000 training rows), early stopping on the sample too, as it will be trained."""
+    update: dict[str, Any] = {
+        "validation": settings.validation.model_copy(
+            update={"n_splits": min(settings.compare.sample_folds, settings.validation.n_splits)}
+        )
+    }
+    k = settings.validation.n_splits
+    if settings.hgb.early_stopping == "auto" and ds.n * (k - 1) / k > 10_000:
+        update["hgb"] = settings.hgb.model_copy(update={"early_stopping": True})
+    return settings.model_copy(update=update)
+
+
 def _promote(
-    results: list[CandidateResult], wanted: tuple[ScorerKind, ...], keep: int, blend: bool
+    results: list[CandidateResult],
+    wanted: tuple[ScorerKind, ...],
+    keep: int,
+    blend: bool,
+    close_calls: int = 0,
+    *,
+    simplest: bool = False,
 ) -> list[Candidate]:
     """The candidates of the next rung, in run order: the ``keep`` best eligible ones by
-    PR-AUC and, with the blend, the best logistic and gradient-boosting ones (its members)."""
+    PR-AUC, up to ``close_calls`` of the next ones that trail the last kept by no more than
+    one standard error (a sample's ranking is noisy), and, with the blend, the best logistic
+    and gradient-boosting ones (its members). With ``simplest`` (the one-standard-error
+    selection), a hybrid within one standard error of its own classifier goes no further."""
     ok = [r for r in results if r.ok and r.candidate.scorer in wanted]
     ranked = sorted(ok, key=lambda r: -r.metrics.pr_auc)  # type: ignore[union-attr]
     chosen = {r.candidate for r in ranked[:keep]}
+    if ranked[:keep] and close_calls:
+        cut = ranked[:keep][-1]
+        close = [r for r in ranked[keep:] if _within_one_se(r, cut)]
+        chosen.update(r.candidate for r in close[:close_calls])
+    for r in ok:
+        # A hybrid is its classifier plus an anomaly score: it goes on only when the score
+        # adds more than the noise (the one-standard-error rule would take the classifier).
+        base = Candidate(r.candidate.technique, "classifier", r.candidate.model)
+        twin = next((b for b in ok if b.candidate == base), None)
+        if simplest and r.candidate.scorer == "hybrid" and twin and _within_one_se(twin, r):
+            chosen.discard(r.candidate)
+            ok = [b for b in ok if b is not r]
     if blend:
         for model in ("logistic", "hgb"):
             best = _best(
@@ -428,22 +470,25 @@ def run_compare(
         eta=cfg.eta,
         candidates=n_plan,
     )
-    k = settings.validation.n_splits
     counts = [n_plan]
     for _ in rates[1:]:
-        counts.append(max(1, math.ceil(counts[-1] / cfg.eta)) + 2 * cfg.blend)
+        counts.append(max(1, math.ceil(counts[-1] / cfg.eta)) + cfg.close_calls + 2 * cfg.blend)
     prog = progress or Progress(0, enabled=False)
     prog.total = sum(counts)
     budget, estimate = SearchBudget(cfg.budget), Estimate()
     done: list[CandidateResult] = []
     final: list[CandidateResult] = []
     folds: list[Fold] = []
+    costs: list[RungCost] = []
     rung, spent = 0, False
     while rung < len(rates):
+        wall, cpu = time.perf_counter(), time.process_time()
         last = rung == len(rates) - 1
         sample = subsample(ds, rates[rung], random_state=settings.seed)
         sub = sample.data
-        folds = make_folds(sub, settings.validation, random_state=settings.seed)
+        used = settings if last else _sample_settings(settings, ds)
+        folds = make_folds(sub, used.validation, random_state=settings.seed)
+        k = used.validation.n_splits
         prog.stage = f"rung {rung + 1}/{len(rates)}, {sub.n:,} rows" if len(rates) > 1 else ""
         results: list[CandidateResult] = []
         queue = list(alive)
@@ -459,7 +504,7 @@ def run_compare(
                 )
                 prog.left = estimate.left(len(queue) * sub.n + round(later))
                 started = budget.elapsed
-                result = _run(candidate, sample, folds, settings, prog, rung=rung, rungs=len(rates))
+                result = _run(candidate, sample, folds, used, prog, rung=rung, rungs=len(rates))
                 estimate.add(rows=sub.n, seconds=budget.elapsed - started)
                 budget.spend(k)
                 results.append(result)
@@ -471,11 +516,34 @@ def run_compare(
                     hybrid = Candidate(base.candidate.technique, "hybrid", base.candidate.model)
                     alive.append(hybrid)
                     queue.append(hybrid)
+        cost = RungCost(
+            rows=sub.n,
+            candidates=sum(r.ok for r in results),
+            seconds=time.perf_counter() - wall,
+            cpu_seconds=time.process_time() - cpu,
+        )
+        costs.append(cost)
+        log.info(
+            "search rung %d/%d: %d candidates on %d rows in %.1f s (%.1f s CPU)",
+            rung + 1,
+            len(rates),
+            cost.candidates,
+            cost.rows,
+            cost.seconds,
+            cost.cpu_seconds,
+        )
         if last:
             final = results
             break
         keep = 1 if spent else max(1, math.ceil(len(results) / cfg.eta))
-        alive = _promote(results, wanted, keep, cfg.blend)
+        alive = _promote(
+            results,
+            wanted,
+            keep,
+            cfg.blend,
+            0 if spent else cfg.close_calls,
+            simplest=cfg.selection == "one_se",
+        )
         done += [replace(r, scores=None) for r in results if r.candidate not in alive]
         if not alive:
             final = []
@@ -504,4 +572,6 @@ def run_compare(
     search = "exhaustive" if len(rates) == 1 else f"successive halving, {len(rates)} rungs"
     if spent:
         search += f" ({budget.reason()})"
-    return Comparison(ranked, winner, folds, mask, ds, best=_best(eligible), search=search)
+    return Comparison(
+        ranked, winner, folds, mask, ds, best=_best(eligible), search=search, costs=tuple(costs)
+    )

@@ -199,11 +199,18 @@ class CompareSettings(SettingsSection):
     """``halving``: successive halving (every candidate on a sample of the rows, the best on
     more, the last on all; see :mod:`offline.search`); ``exhaustive``: every candidate on all
     rows; ``auto``: halving when the data holds at least ``eta`` times ``min_rows`` rows."""
-    min_rows: int = Field(default=50_000, ge=100)
-    """Rows of the first round of halving: every positive plus a sample of the negatives."""
+    min_rows: int = Field(default=3_000, ge=100)
+    """Rows of the first round of halving at least: every positive plus a sample of the
+    negatives."""
     eta: int = Field(default=3, ge=2, le=10)
     """Halving keeps the best 1/eta of the candidates for the next round, on eta times the
     rows."""
+    sample_folds: int = Field(default=3, ge=2, le=50)
+    """Validation folds of halving's rungs before the last (on samples); the last rung, on
+    every row, uses ``validation.n_splits``."""
+    close_calls: int = Field(default=1, ge=0)
+    """Halving also promotes up to this many candidates just below a rung's cut, when they
+    trail the last one kept by no more than one standard error (per-fold PR-AUC, paired)."""
     budget: BudgetSettings = BudgetSettings()
 
     @field_validator("techniques", "scorers", "models")

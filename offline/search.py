@@ -40,7 +40,7 @@ import numpy.typing as npt
 from offline.config import BudgetSettings, SearchMethod
 from offline.data import Dataset
 
-__all__ = ["Estimate", "SearchBudget", "Subsample", "plan_rates", "subsample"]
+__all__ = ["Estimate", "RungCost", "SearchBudget", "Subsample", "plan_rates", "subsample"]
 
 
 def plan_rates(
@@ -135,6 +135,31 @@ def subsample(ds: Dataset, rate: float, *, random_state: int | None) -> Subsampl
         notes=ds.notes,
     )
     return Subsample(part, chosen.size / negatives.size)
+
+
+@dataclass(frozen=True)
+class RungCost:
+    """What one rung cost: its rows, the candidates it judged, wall and CPU seconds.
+
+    Examples
+    --------
+    >>> RungCost(rows=9_000, candidates=18, seconds=12.5, cpu_seconds=12.0).row()
+    {'rows': 9000, 'candidates': 18, 'seconds': 12.5, 'cpu_seconds': 12.0}
+    """
+
+    rows: int
+    candidates: int
+    seconds: float
+    cpu_seconds: float
+
+    def row(self) -> dict[str, int | float]:
+        """One entry of the manifest's ``selection.rungs``."""
+        return {
+            "rows": self.rows,
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
+        }
 
 
 class SearchBudget:

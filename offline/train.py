@@ -109,6 +109,7 @@ class _Selection:
     ranking: list[dict[str, Any]]
     source: str | None = None
     search: str | None = None
+    costs: list[dict[str, Any]] | None = None
 
 
 def _trained_settings(settings: TrainSettings, candidate: Candidate) -> dict[str, Any]:
@@ -182,6 +183,8 @@ def _manifest_extra(
         }
         if selection.search is not None:
             extra["selection"]["search"] = selection.search
+        if selection.costs:
+            extra["selection"]["rungs"] = selection.costs
         if selection.source is not None:
             extra["selection"]["from_compare"] = selection.source
         extra["comparison"] = selection.ranking
@@ -276,6 +279,7 @@ def train_model(
             comparison.verdict(),
             [{k: row[k] for k in RANKING_KEYS} for row in comparison.rows()],
             search=comparison.search,
+            costs=[c.row() for c in comparison.costs],
         )
         log.info("auto selected %s", comparison.verdict())
     else:

@@ -14,6 +14,8 @@ from sklearn.metrics import average_precision_score
 from offline.compare import (
     Candidate,
     CandidateResult,
+    _promote,
+    _sample_settings,
     evaluate_candidate,
     run_compare,
     select_winner,
@@ -190,6 +192,88 @@ def result(name: str, pooled: float, folds: list[float]) -> CandidateResult:
         0.0,
         fold_pr_auc=tuple(folds),
     )
+
+
+def hybrid(technique: str, model: str, pooled: float, folds: list[float]) -> CandidateResult:
+    r = result(f"{technique}/{model}", pooled, folds)
+    return replace(r, candidate=Candidate(technique, "hybrid", model))  # type: ignore[arg-type]
+
+
+def test_promotion_takes_close_calls_up_to_the_cap() -> None:
+    ranked = [
+        result("none/hgb", 0.90, [0.90, 0.91, 0.89]),
+        result("smote/hgb", 0.80, [0.81, 0.79, 0.80]),  # the cut when one is kept
+        result("adasyn/hgb", 0.79, [0.70, 0.88, 0.79]),  # within one SE of the cut
+        result("class_weight/hgb", 0.78, [0.69, 0.87, 0.78]),  # within too
+        result("random_under/hgb", 0.50, [0.50, 0.51, 0.49]),  # far behind
+    ]
+    wanted = ("classifier", "hybrid")
+
+    def names(close_calls: int) -> list[str]:
+        kept = _promote(ranked, wanted, 2, False, close_calls)  # type: ignore[arg-type]
+        return [c.technique for c in kept]
+
+    assert names(0) == ["none", "smote"]
+    assert names(1) == ["none", "smote", "adasyn"]
+    assert names(5) == ["none", "smote", "adasyn", "class_weight"]
+
+
+def test_a_hybrid_no_better_than_its_classifier_goes_no_further() -> None:
+    base = result("class_weight/hgb", 0.80, [0.80, 0.82, 0.78])
+    tied = hybrid("class_weight", "hgb", 0.81, [0.79, 0.84, 0.80])
+    ahead = hybrid("class_weight", "hgb", 0.90, [0.90, 0.92, 0.88])
+    other = result("none/logistic", 0.60, [0.60, 0.61, 0.59])
+    wanted = ("classifier", "hybrid")
+    for one_se, hyb, kept in (
+        (True, tied, {"classifier", "blend member"}),
+        (False, tied, {"classifier", "hybrid", "blend member"}),
+        (True, ahead, {"classifier", "hybrid", "blend member"}),
+    ):
+        chosen = _promote([base, other, hyb], wanted, 2, True, simplest=one_se)  # type: ignore[arg-type]
+        got = {c.scorer if c.model == "hgb" else "blend member" for c in chosen}
+        assert got == kept, (one_se, hyb.metrics)
+
+
+def test_a_sample_is_judged_with_its_folds_and_early_stopping_as_all_rows_will_be(
+    settings: TrainSettings,
+) -> None:
+    auto = settings.model_copy(
+        update={
+            "hgb": settings.hgb.model_copy(update={"early_stopping": "auto"}),
+            "compare": settings.compare.model_copy(update={"sample_folds": 2}),
+        }
+    )
+
+    def rows(n: int) -> Dataset:
+        y = np.zeros(n, dtype=np.int64)
+        y[:10] = 1
+        return Dataset(X=np.zeros((n, 1)), y=y, features=("a",), label="y")
+
+    # 3 folds: all rows train on 2/3 of them; above 10,000, scikit-learn's "auto" stops early.
+    big, small = _sample_settings(auto, rows(15_003)), _sample_settings(auto, rows(15_000))
+    assert big.hgb.early_stopping is True
+    assert small.hgb.early_stopping == "auto"
+    assert big.validation.n_splits == small.validation.n_splits == 2
+    fixed = _sample_settings(settings, rows(15_003))  # early_stopping: false is kept
+    assert fixed.hgb.early_stopping is False
+
+
+def test_rungs_on_samples_use_their_folds_and_record_their_cost(
+    larger: Dataset, settings: TrainSettings
+) -> None:
+    cmp = run_compare(larger, halving(settings, sample_folds=2))
+    k = settings.validation.n_splits
+    assert len(cmp.costs) == 3
+    assert cmp.costs[-1].rows == larger.n
+    single = [r for r in cmp.results if r.ok and r.candidate.scorer != "blend"]
+    for r in single:
+        assert len(r.fold_pr_auc) == (k if r.rung == 2 else 2)
+        assert r.rows == cmp.costs[r.rung].rows
+    for j, cost in enumerate(cmp.costs):
+        assert cost.candidates == sum(r.rung >= j for r in single)
+        assert cost.seconds > 0
+        assert cost.cpu_seconds > 0
+    assert cmp.costs[0].candidates == 6
 
 
 def test_one_standard_error_rule() -> None:

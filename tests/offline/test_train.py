@@ -174,6 +174,10 @@ def test_auto_trains_the_comparison_winner(
     assert manifest["selection"]["verdict"] == result.comparison.verdict()
     assert manifest["selection"]["search"] == "exhaustive"  # 400 rows: every candidate, all rows
     assert {(r["rows"], r["rung"]) for r in manifest["comparison"]} == {(400, 1)}
+    [rung] = manifest["selection"]["rungs"]  # what the one rung cost
+    assert (rung["rows"], rung["candidates"]) == (400, len(manifest["comparison"]) - 1)
+    assert rung["seconds"] > 0
+    assert rung["cpu_seconds"] > 0
     if manifest["metrics"]["pr_auc"] < best:
         assert "within one standard error of the best" in manifest["selection"]["verdict"]
 
