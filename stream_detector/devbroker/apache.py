@@ -200,8 +200,15 @@ def fetch_kafka(cache_dir: Path | None = None, *, timeout: float = 900.0) -> Pat
 
 
 def _cluster_id() -> str:
-    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding.
+
+    Never one starting with ``-``: the storage tool would read it as an option (one id in 64
+    did; Kafka's own ``Uuid.randomUuid`` draws again for the same reason).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class ApacheKafkaBroker(DevBroker):

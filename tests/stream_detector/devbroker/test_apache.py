@@ -191,3 +191,16 @@ def test_a_given_port_in_use_is_an_error(tmp_path: Path) -> None:
         with pytest.raises(BrokerError, match=rf"port {port} .* already in use"):
             clash.start()
     assert not clash.running
+
+
+def test_a_cluster_id_never_starts_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uuid4 bytes whose base64 starts with "-" (0xf8 = 0b111110..: index 62, "-"), then not.
+    draws = iter([bytes([0xF8]) + bytes(15), bytes(16)])
+
+    class FakeUuid:
+        @property
+        def bytes(self) -> bytes:
+            return next(draws)
+
+    monkeypatch.setattr(apache_module.uuid, "uuid4", FakeUuid)
+    assert apache_module._cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
