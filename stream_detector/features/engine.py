@@ -374,7 +374,7 @@ class FeatureEngine(FeatureStep):
         at = 0
         for group, code, names in zip(self._groups, codes, entity_keys, strict=True):
             lengths = read.lengths[at : at + len(names)]
-            data = read.data[offsets[at] : offsets[at + len(names)]]
+            data = memoryview(read.data)[offsets[at] : offsets[at + len(names)]]
             at += len(names)
             layouts.append(
                 self._assemble(group, lengths, data, code, ts, b_seq, eid, b_known, events)
@@ -425,7 +425,7 @@ class FeatureEngine(FeatureStep):
         self,
         group: _Group,
         lengths: npt.NDArray[np.int64],
-        data: bytes,
+        data: bytes | memoryview,
         code: npt.NDArray[np.int64],
         ts: npt.NDArray[np.int64],
         b_seq: npt.NDArray[np.int64],
@@ -465,12 +465,12 @@ class FeatureEngine(FeatureStep):
         }
         compiled("assemble")(
             s_off,
-            np.ascontiguousarray(state["ts"]),
-            np.ascontiguousarray(state["seq"]),
-            np.ascontiguousarray(state["eid"]),
-            np.ascontiguousarray(state["known"]),
-            np.ascontiguousarray(state["vals"]),
-            np.ascontiguousarray(state["dvals"]),
+            state["ts"],  # strided views of the rows read: no copies
+            state["seq"],
+            state["eid"],
+            state["known"],
+            state["vals"],
+            state["dvals"],
             code,
             ts,
             b_seq,

@@ -242,19 +242,32 @@ def _windows(
         s = seq[r]
         for k in range(n_slots):
             d = w_delay[k]
-            a = t - d - w_len[k]
-            b = t - d
             fi = w_field[k]
             di = w_distinct[k]
-            j0 = lo + np.searchsorted(ts[lo:hi], a)
+            # the window's rows: [j0, j1), by binary searches for its start and end
+            j0, top, start = lo, hi, t - d - w_len[k]
+            while j0 < top:
+                mid = (j0 + top) >> 1
+                if ts[mid] < start:
+                    j0 = mid + 1
+                else:
+                    top = mid
+            j1, top = j0, hi
+            while j1 < top:
+                mid = (j1 + top) >> 1
+                if ts[mid] < t - d:
+                    j1 = mid + 1
+                else:
+                    top = mid
+            if j1 - j0 + 1 > scratch.shape[0] and di >= 0:
+                scratch = np.empty(2 * (j1 - j0 + 1), np.uint64)
             count = 0
             total = 0.0
             low = np.inf
             high = -np.inf
             frauds = 0
             n_distinct = 0
-            j = j0
-            while j < hi and ts[j] < b:
+            for j in range(j0, j1):
                 if valid[j] and seq[j] < s:
                     count += 1
                     if known[j] <= t:
@@ -265,13 +278,8 @@ def _windows(
                         low = min(low, x)
                         high = max(high, x)
                     if di >= 0:
-                        if n_distinct == scratch.shape[0]:
-                            bigger = np.empty(2 * n_distinct, np.uint64)
-                            bigger[:n_distinct] = scratch
-                            scratch = bigger
                         scratch[n_distinct] = dvals[j, di]
                         n_distinct += 1
-                j += 1
             if d == 0:
                 count += 1
                 if fi >= 0:
@@ -280,60 +288,76 @@ def _windows(
                     low = min(low, x)
                     high = max(high, x)
                 if di >= 0:
-                    if n_distinct == scratch.shape[0]:
-                        bigger = np.empty(2 * n_distinct + 1, np.uint64)
-                        bigger[:n_distinct] = scratch
-                        scratch = bigger
                     scratch[n_distinct] = dvals[r, di]
                     n_distinct += 1
-            c = cols[k]
             mean = total / count if count > 0 else 0.0
-            if c[3] >= 0 or c[7] >= 0:
+            c_std = cols[k, 3]
+            c_z = cols[k, 7]
+            std = 0.0
+            if (c_std >= 0 or c_z >= 0) and count > 0:
                 squares = 0.0
-                if count > 0:
-                    j = j0
-                    while j < hi and ts[j] < b:
-                        if valid[j] and seq[j] < s:
-                            dev = vals[j, fi] - mean
-                            squares += dev * dev
-                        j += 1
-                    if d == 0:
-                        dev = vals[r, fi] - mean
+                for j in range(j0, j1):
+                    if valid[j] and seq[j] < s:
+                        dev = vals[j, fi] - mean
                         squares += dev * dev
-                std = np.sqrt(squares / count) if count > 0 else 0.0
-            else:
-                std = 0.0
-            if c[0] >= 0:
-                out[i, c[0]] = count
-            if c[1] >= 0:
-                out[i, c[1]] = total
-            if c[2] >= 0:
-                out[i, c[2]] = mean
-            if c[3] >= 0:
-                out[i, c[3]] = std
-            if c[4] >= 0:
-                out[i, c[4]] = low if count > 0 else 0.0
-            if c[5] >= 0:
-                out[i, c[5]] = high if count > 0 else 0.0
-            if c[6] >= 0:
-                out[i, c[6]] = vals[r, fi] / mean if mean != 0.0 else 0.0
-            if c[7] >= 0:
-                out[i, c[7]] = (vals[r, fi] - mean) / std if std > 0.0 else 0.0
-            if c[8] >= 0:
-                values = scratch[:n_distinct]
-                values.sort()
+                if d == 0:
+                    dev = vals[r, fi] - mean
+                    squares += dev * dev
+                std = np.sqrt(squares / count)
+            c = cols[k, 0]
+            if c >= 0:
+                out[i, c] = count
+            c = cols[k, 1]
+            if c >= 0:
+                out[i, c] = total
+            c = cols[k, 2]
+            if c >= 0:
+                out[i, c] = mean
+            if c_std >= 0:
+                out[i, c_std] = std
+            c = cols[k, 4]
+            if c >= 0:
+                out[i, c] = low if count > 0 else 0.0
+            c = cols[k, 5]
+            if c >= 0:
+                out[i, c] = high if count > 0 else 0.0
+            c = cols[k, 6]
+            if c >= 0:
+                out[i, c] = vals[r, fi] / mean if mean != 0.0 else 0.0
+            if c_z >= 0:
+                out[i, c_z] = (vals[r, fi] - mean) / std if std > 0.0 else 0.0
+            c = cols[k, 8]
+            if c >= 0:  # sort (insertion sort: few rows, no allocation) and count
+                if n_distinct > 32:
+                    scratch[:n_distinct].sort()
+                for m in range(1, n_distinct if n_distinct <= 32 else 0):
+                    cur = scratch[m]
+                    q = m - 1
+                    while q >= 0 and scratch[q] > cur:
+                        scratch[q + 1] = scratch[q]
+                        q -= 1
+                    scratch[q + 1] = cur
                 unique = 0
                 for m in range(n_distinct):
-                    if m == 0 or values[m] != values[m - 1]:
+                    if m == 0 or scratch[m] != scratch[m - 1]:
                         unique += 1
-                out[i, c[8]] = unique
-            if c[9] >= 0:
-                out[i, c[9]] = frauds
-            if c[10] >= 0:
-                out[i, c[10]] = frauds / count if count > 0 else 0.0
+                out[i, c] = unique
+            c = cols[k, 9]
+            if c >= 0:
+                out[i, c] = frauds
+            c = cols[k, 10]
+            if c >= 0:
+                out[i, c] = frauds / count if count > 0 else 0.0
         for k in range(sp_span.shape[0]):
             gap = -1.0
-            j = lo + np.searchsorted(ts[lo:hi], t) - 1
+            j, top = lo, hi
+            while j < top:
+                mid = (j + top) >> 1
+                if ts[mid] < t:
+                    j = mid + 1
+                else:
+                    top = mid
+            j -= 1
             while j >= lo and ts[j] >= t - sp_span[k]:
                 if valid[j] and seq[j] < s:
                     gap = (t - ts[j]) / 1000.0
@@ -348,8 +372,11 @@ def compiled(name: str) -> Callable[..., None]:
     import numba  # imported here: loading numba costs time the commands without windows skip
 
     function: Any = {"assemble": _assemble, "lateness": _lateness, "windows": _windows}[name]
+    return _jit(numba, function)
+
+
+def _jit(numba: Any, function: Any) -> Any:
     try:
-        kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(function)
+        return numba.njit(nogil=True, cache=True)(function)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        kernel = numba.njit(nogil=True, cache=False)(function)
-    return kernel
+        return numba.njit(nogil=True, cache=False)(function)

@@ -295,3 +295,11 @@ def test_records_and_columns_give_the_same_rows() -> None:
         engine(STATS).from_records(rows).tolist()
         == engine(STATS).from_columns(batch(("a", 0, "x", 2.0))).tolist()
     )
+
+
+def test_distinct_counts_many_values_in_one_window() -> None:
+    eng = engine({"key": "k", "windows": ["1d"], "distinct": "terminal"})
+    rows = [(f"e{i}", i, "x", f"t{(i * 7) % 23}") for i in range(60)]
+    got = eng.transform(batch(*rows, fields=("k", "terminal")))
+    # the i-th event sees terminals (7 j mod 23) for j <= i: min(i + 1, 23) of them
+    assert got[:, 0].tolist() == [min(i + 1, 23) for i in range(60)]
