@@ -29,7 +29,9 @@ Goal: train <= 1.2x the plain script in time and in memory.
 - at every size, ``train --technique auto`` (its search: successive halving on this much data)
   and then the winning candidate's own ``train`` (``--technique T --scorer S --model M``; a
   blend is measured against its costlier member's), each in its own child process: wall time
-  and peak RSS, and their ratios (goals: auto <= 5x the winner's time, <= 1.5x its memory);
+  and peak RSS, and their ratios (goals: auto <= 5x the winner's time, <= 1.5x its memory;
+  on a loaded machine the CPU-time ratio is the one to read), and what each rung of auto's
+  search cost (rows, candidates, wall and CPU seconds, from the manifest's ``selection.rungs``);
 - how auto's time grows with the rows (ratio to the smallest size).
 
 ``--quality`` measures what halving costs in quality: on each data set of
@@ -261,6 +263,12 @@ def pick_quality(datasets: list[str], seeds: list[int]) -> None:
                 continue
             label, splits = loaded
             for i, (train, test) in enumerate(splits[:2]):
+                # Ids as text (the simulator's card and terminal) are left out, as in --auto.
+                ids = [
+                    c
+                    for c in train.columns
+                    if train[c].dtype == object and c not in (label, "timestamp")
+                ]
                 train.to_csv(Path(tmp) / "train.csv", index=False)
                 test.to_csv(Path(tmp) / "test.csv", index=False)
                 for seed in seeds:
@@ -270,6 +278,7 @@ def pick_quality(datasets: list[str], seeds: list[int]) -> None:
                             overrides={
                                 "seed": seed,
                                 "compare": {"search": search, "min_rows": 100},
+                                "data": {"exclude": ids},
                             }
                         )
                         ds = load_dataset(Path(tmp) / "train.csv", label, settings.data)
