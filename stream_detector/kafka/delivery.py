@@ -82,7 +82,9 @@ class Delivery(abc.ABC):
         self.metrics = DeliveryMetrics(registry)
         self.stop = stop
         self.on_phase = on_phase
-        self.listener = AssignmentTracker()
+        self.listener = AssignmentTracker(
+            cooperative=settings.consumer.assignor == "cooperative-sticky"
+        )
         self.clock = OutageClock(give_up_after_s=settings.kafka.give_up_after_s, stop=stop)
         self.pacer = BatchPacer(
             max_records=settings.consumer.batch_size,
@@ -93,6 +95,8 @@ class Delivery(abc.ABC):
             if settings.dedupe.enabled
             else None
         )
+        self.committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Offsets committed since the run loop last took them (:meth:`take_committed`)."""
         self._membership: ConsumerGroupMetadata | None = None
         self._disconnected_since: float | None = None
         self._batch_started = 0.0
@@ -163,7 +167,8 @@ class Delivery(abc.ABC):
         the retries short); it is replayed from the last commit.
         """
         try:
-            if self._fenced(consumer):
+            if self._fenced(consumer, starts):
+                self.drain(consumer)
                 self._replay(consumer, starts, "fenced")
                 return False
             return self._deliver(consumer, self._first_alerts(records), offsets, starts)
@@ -180,26 +185,46 @@ class Delivery(abc.ABC):
         starts: Mapping[TopicPartition, int],
     ) -> bool: ...
 
+    def take_committed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Return and forget the offsets committed since the last call."""
+        committed, self.committed = self.committed, {}
+        return committed
+
+    def drain(self, consumer: KafkaConsumer) -> None:
+        """Finish and commit what is still in flight (a poll returned nothing, or stopping)."""
+        return None  # exactly-once: each batch is committed in its own transaction
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close what this delivery opened (the producer, any reader)."""
 
     # -- shared steps ------------------------------------------------------------------------
 
-    def _fenced(self, consumer: KafkaConsumer) -> bool:
-        """True when the group evicted this instance since the poll that read the batch."""
+    def _fenced(self, consumer: KafkaConsumer, starts: Mapping[TopicPartition, int]) -> bool:
+        """True when the group took the batch's partitions from this instance since the poll
+        that read the batch.
+
+        Eager assignors: any new generation (every partition was revoked). Cooperative: a new
+        member id, a reset generation (evicted), or one of the batch's partitions revoked or
+        lost meanwhile; a rebalance that moved only other partitions leaves the batch be.
+        """
         before, now = self._membership, consumer.group_metadata()
         if before is None or before.generation_id < 0:
             return False
-        fenced = (now.generation_id, now.member_id) != (before.generation_id, before.member_id)
-        if fenced:
+        moved = (now.generation_id, now.member_id) != (before.generation_id, before.member_id)
+        if moved and self.listener.cooperative and now.member_id == before.member_id:
+            owned = consumer.assignment()
+            moved = now.generation_id < 0 or any(
+                tp not in owned or tp in self.listener.left() for tp in starts
+            )
+        if moved:
             log.warning(
                 "group membership lost while the batch was in flight (generation %d -> %d); "
                 "dropping the batch unpublished, the partitions' next owner replays it",
                 before.generation_id,
                 now.generation_id,
             )
-        return fenced
+        return moved
 
     def _first_alerts(self, records: Sequence[OutRecord]) -> Sequence[OutRecord]:
         """Drop alerts for events already alerted (replays, repeats within the batch)."""

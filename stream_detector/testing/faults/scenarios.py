@@ -315,9 +315,11 @@ def run_replica_scenario(
     rate: float,
     seed: int = 0,
     session_timeout_ms: int = 2000,
+    assignor: str = "range",
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
-    """Scenario 2: two replicas, a third added, one killed (-9) mid-stream."""
+    """Scenario 2: two replicas, a third added, one killed (-9) mid-stream, the group
+    spreading partitions with ``assignor`` (``consumer.assignor``)."""
     run = Run.prepare(
         broker,
         bundle,
@@ -328,6 +330,7 @@ def run_replica_scenario(
         events=6,
         **_session(session_timeout_ms),
         consumer__batch_size=100,
+        consumer__assignor=assignor,
     )
     replicas: dict[str, ServeProcess] = {}
 
@@ -363,7 +366,7 @@ def run_replica_scenario(
     survivors = [n for n in replicas if n != victim]
     final = set().union(*(assignments[n][-1] for n in survivors if assignments[n]))
     return run.result(
-        "replicas",
+        "replicas" if assignor == "range" else f"replicas ({assignor})",
         faults=1,
         notes={
             "victim": victim,
