@@ -345,7 +345,12 @@ def run_replica_scenario(
         assert _wait_assigned(b), b.log()[-2000:]
         stream = run.stream(rate)
         run.collector.wait_accounted(run.sent, 0.2, timeout=60)
-        start("c")
+        # The stream waits while c starts (seconds of imports on a loaded machine): c must
+        # join mid-stream, not after the last event.
+        stream.pause()
+        c = start("c")
+        assert _wait_assigned(c, timeout=120), c.log()[-2000:]
+        stream.resume()
         log(f"c started accounted={run.accounted()}")
         run.collector.wait_accounted(run.sent, 0.4, timeout=60)
         victim = run.rng.choice(["a", "b"])
