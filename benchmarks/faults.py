@@ -11,7 +11,8 @@ scenarios (``tests/faults/``).
 
 ``--broker apache`` runs every scenario on Apache Kafka (Java 17+; see ``stream-detector
 broker --kind apache``) and adds ``exactly_once``: ``processing_guarantee: exactly_once``
-under ``--eos-kills`` kills and a fenced zombie, read back with ``read_committed``.
+under ``--eos-kills`` kills and a fenced zombie, read back with ``read_committed``, and runs
+the replicas scenario a second time with ``consumer.assignor: cooperative-sticky``.
 
 Exit code 1 if any scenario loses an event, doubles an alert or misroutes a message.
 Timings are wall clock on a shared machine; the load average is printed.
@@ -351,6 +352,20 @@ def main(argv: list[str] | None = None) -> int:
                 broker, bundle, workdir, n_events=12_000, rate=600.0, seed=args.seed, log=log
             ),
         )
+        if args.broker == "apache":  # Tansu never completes a cooperative second round
+            run(
+                "replicas",
+                lambda: run_replica_scenario(
+                    broker,
+                    bundle,
+                    workdir,
+                    n_events=12_000,
+                    rate=600.0,
+                    seed=args.seed,
+                    assignor="cooperative-sticky",
+                    log=log,
+                ),
+            )
         run(
             "sigterm",
             lambda: run_sigterm_scenario(

@@ -71,6 +71,7 @@ __all__ = [
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 OffsetReset = Literal["earliest", "latest"]
+Assignor = Literal["range", "roundrobin", "sticky", "cooperative-sticky"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 """``at_least_once``: commit offsets after every output is acknowledged, suppress replayed
@@ -179,6 +180,12 @@ class ConsumerSettings(SettingsSection):
     """At most this many messages are scored together (kafka-python ``max_poll_records``)."""
     poll_timeout_ms: int = Field(default=200, ge=0)
     auto_offset_reset: OffsetReset = "earliest"
+    assignor: Assignor = "range"
+    """How the group spreads partitions over its members (kafka-python's assignors).
+    ``range`` keeps partition *i* of the events and labels topics on one member; the eager
+    assignors (``range``, ``roundrobin``, ``sticky``) stop every member at each rebalance,
+    ``cooperative-sticky`` moves only the partitions that change owner (KIP-429). All members
+    of a group must use the same."""
     session_timeout_ms: int = Field(default=10_000, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, gt=0)

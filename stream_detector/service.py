@@ -2,9 +2,10 @@
 
 Start the HTTP endpoints, the producer and the consumer; then, until SIGTERM or SIGINT:
 poll a micro-batch, decide it in one model call, publish every decision, alert and dead
-letter, wait until the broker has acknowledged all of them, and only then commit the batch's
-offsets (at-least-once). On a stop signal the batch in flight is finished and committed
-before the clients close, so a clean shutdown loses and repeats nothing. How outputs and
+letter, and commit the batch's offsets only once the broker has acknowledged all of them
+(at-least-once; the acknowledgements are awaited while the next batch is polled and decided).
+On a stop signal the batch in flight is finished and committed before the clients close, so
+a clean shutdown loses and repeats nothing. How outputs and
 offsets reach the broker (at-least-once with duplicate-alert suppression, or exactly-once
 transactions), rebalances, broker outages and slow batches are handled in
 :mod:`stream_detector.kafka.delivery`.
@@ -42,7 +43,7 @@ from typing import Any, get_args
 import numpy as np
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
 from stream_detector.backfill import backfill
@@ -213,6 +214,7 @@ class Service:
             while not self._stop.is_set():
                 self._step()
                 self._maybe_log_status()
+            self.delivery.drain(self._consumer)
             log.info("stopping: batches=%d", self.batches)
             self.log_status()
             return 0
@@ -266,6 +268,8 @@ class Service:
         self.delivery.after_poll(consumer, sum(len(batch) for batch in records.values()))
         self._ready = bool(consumer.assignment())
         if not records:
+            self.delivery.drain(consumer)  # idle: commit the batch still in flight
+            self._update_lag()
             return
         with self.metrics.processing_seconds.time():
             messages = [
@@ -293,9 +297,7 @@ class Service:
         self._count(outcome, len(messages))
         self.totals.add(outcome, len(messages), labels)
         self.online.observe(outcome, labels)
-        self._update_lag(
-            {tp: o for tp, o in offsets.items() if tp.topic != self.settings.topics.labels}
-        )
+        self._update_lag()
 
     def _decide(self, messages: list[Message], labels: LabelBatch) -> BatchOutcome | None:
         """Decide a batch; while the state store is unreachable, wait and retry the batch
@@ -401,10 +403,14 @@ class Service:
         if outcome.lags_seconds:
             self._event_lags.observe_many(np.maximum(outcome.lags_seconds, 0.0))
 
-    def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def _update_lag(self) -> None:
+        """The lag of the events partitions whose offsets were committed since the last call:
+        their end offset minus the committed offset."""
         consumer = self._consumer
         assert consumer is not None
-        for tp, committed in offsets.items():
+        for tp, committed in self.delivery.take_committed().items():
+            if tp.topic == self.settings.topics.labels:
+                continue
             high = consumer.highwater(tp)
             if high is not None:
                 self._lags[tp.partition] = max(high - committed.offset, 0)

@@ -1,10 +1,22 @@
-"""At-least-once delivery: publish every output, wait for every acknowledgement, then commit.
+"""At-least-once delivery: publish every output, commit once every one is acknowledged.
 
 The default guarantee (``processing_guarantee: at_least_once``). A batch's offsets are
 committed only once each of its decisions, alerts and dead letters is acknowledged by the
 broker; a crash in between replays the batch. Its decisions may then repeat (keyed by
-``event_id``); its alerts do not: every acknowledged alert is remembered, and partitions new
-to this instance first get the latest alerts read back (:mod:`stream_detector.kafka.dedupe`).
+``event_id``); its alerts do not: every alert sent is remembered, and partitions new to this
+instance first get the latest alerts read back (:mod:`stream_detector.kafka.dedupe`).
+
+One batch in flight
+-------------------
+Waiting for the acknowledgements before polling again would put a round trip to the broker
+(``acks=all``: to every in-sync replica) and the producer's ``linger_ms`` into every batch.
+Instead a batch's records are handed to the producer and the loop polls and decides the next
+batch while they travel. Before the next batch is sent, the previous one's acknowledgements
+are awaited (usually already there) and, once the next batch is on its way, its offsets are
+committed. At most one batch is unacknowledged at any time and offsets are never committed
+past it; when a poll returns nothing, and before the service stops, the batch in flight is
+finished and committed (:meth:`AtLeastOnceDelivery.drain`). A batch whose publishing a stop
+cut short is not committed: it is replayed, like one a crash interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
@@ -22,7 +35,7 @@ from stream_detector.config import DetectorSettings
 from stream_detector.kafka.clients import make_consumer, make_producer
 from stream_detector.kafka.dedupe import read_back_alert_ids
 from stream_detector.kafka.delivery import Delivery, Phase
-from stream_detector.kafka.publish import OutRecord, Publisher
+from stream_detector.kafka.publish import OutRecord, Publisher, Sending
 
 __all__ = ["AtLeastOnceDelivery"]
 
@@ -31,8 +44,17 @@ log = logging.getLogger(__name__)
 _COMMIT_TIMEOUT_MS = 10_000
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A batch handed to the producer whose offsets wait for its acknowledgements."""
+
+    sending: Sending
+    offsets: Mapping[TopicPartition, OffsetAndMetadata]
+
+
 class AtLeastOnceDelivery(Delivery):
-    """Publish every output, wait for every acknowledgement, then commit the offsets."""
+    """Publish every output and commit the offsets once all are acknowledged, one batch in
+    flight while the next is polled and decided."""
 
     def __init__(
         self,
@@ -51,6 +73,7 @@ class AtLeastOnceDelivery(Delivery):
             on_truncated=self.metrics.dead_letters_truncated.inc,
         )
         self._reader: KafkaConsumer | None = None
+        self._in_flight: _InFlight | None = None
 
     def start(self) -> None:
         _ = self.publisher.producer
@@ -86,16 +109,39 @@ class AtLeastOnceDelivery(Delivery):
         offsets: Mapping[TopicPartition, OffsetAndMetadata],
         starts: Mapping[TopicPartition, int],
     ) -> bool:
-        if not self.publisher.publish(records):
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None and not self._acknowledged(previous):
             self.metrics.batches_replayed.labels(reason="stopped").inc()
             return False
+        # Remembered when sent: a batch is either acknowledged in the end, or the process
+        # stops (or exits) before anything of it could be replayed here.
         self._remember_alerts(records)
+        self._in_flight = _InFlight(self.publisher.send(records), offsets)
+        if previous is not None:
+            self._commit_batch(consumer, previous)
+        return True
+
+    def drain(self, consumer: KafkaConsumer) -> None:
+        """Wait for the batch in flight's acknowledgements and commit its offsets."""
+        previous, self._in_flight = self._in_flight, None
+        if previous is None:
+            return
+        if self._acknowledged(previous):
+            self._commit_batch(consumer, previous)
+        else:
+            self.metrics.batches_replayed.labels(reason="stopped").inc()
+
+    def _acknowledged(self, batch: _InFlight) -> bool:
+        if not self.publisher.complete(batch.sending):
+            return False
         self.on_phase("published")
-        if self._commit(consumer, offsets):
+        return True
+
+    def _commit_batch(self, consumer: KafkaConsumer, batch: _InFlight) -> None:
+        if self._commit(consumer, batch.offsets):
             self.on_phase("committed")
         else:
             self.metrics.batches_replayed.labels(reason="commit_failed").inc()
-        return True
 
     def _commit(
         self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, OffsetAndMetadata]
@@ -120,9 +166,11 @@ class AtLeastOnceDelivery(Delivery):
                     return False
                 continue
             self.clock.ok()
+            self.committed.update(offsets)
             return True
 
     def close(self) -> None:
+        self._in_flight = None  # not drained: the service stops on an error, nothing committed
         self.publisher.close()
         if self._reader is not None:
             try:

@@ -13,19 +13,32 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaError
 
-from stream_detector.config import DetectorSettings, KafkaSettings
+from stream_detector.config import Assignor, DetectorSettings, KafkaSettings
 from stream_detector.errors import BrokerError
 from stream_detector.kafka.partitioner import KeyPartitioner
 
-__all__ = ["connect_with_retry", "make_consumer", "make_producer", "wait_for_listener"]
+__all__ = ["ASSIGNORS", "connect_with_retry", "make_consumer", "make_producer", "wait_for_listener"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+ASSIGNORS: dict[Assignor, type[AbstractPartitionAssignor]] = {
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+    "sticky": StickyPartitionAssignor,
+    "cooperative-sticky": CooperativeStickyAssignor,
+}
+"""``consumer.assignor``'s values and kafka-python's assignor for each."""
 
 
 def connect_with_retry(
@@ -136,6 +149,7 @@ def make_consumer(
         "group_id": c.group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": c.auto_offset_reset,
+        "partition_assignment_strategy": (ASSIGNORS[c.assignor],),
         "max_poll_records": c.batch_size,
         "session_timeout_ms": c.session_timeout_ms,
         "heartbeat_interval_ms": c.heartbeat_interval_ms,

@@ -82,7 +82,9 @@ class Delivery(abc.ABC):
         self.metrics = DeliveryMetrics(registry)
         self.stop = stop
         self.on_phase = on_phase
-        self.listener = AssignmentTracker()
+        self.listener = AssignmentTracker(
+            cooperative=settings.consumer.assignor == "cooperative-sticky"
+        )
         self.clock = OutageClock(give_up_after_s=settings.kafka.give_up_after_s, stop=stop)
         self.pacer = BatchPacer(
             max_records=settings.consumer.batch_size,
@@ -93,7 +95,10 @@ class Delivery(abc.ABC):
             if settings.dedupe.enabled
             else None
         )
+        self.committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Offsets committed since the run loop last took them (:meth:`take_committed`)."""
         self._membership: ConsumerGroupMetadata | None = None
+        self._connections = _ConnectionCount()
         self._disconnected_since: float | None = None
         self._batch_started = 0.0
         self._batch_messages = 0
@@ -126,7 +131,7 @@ class Delivery(abc.ABC):
         """Act on rebalances and group state; start timing the batch if there is one."""
         membership = consumer.group_metadata()
         now = time.monotonic()
-        if _connections(consumer) == 0:
+        if self._connections(consumer) == 0:
             # No connection at all: the brokers are gone (the group state stays "stable"
             # until they answer again). A moment's gap is a reconnect, not an outage.
             if self._disconnected_since is None:
@@ -163,7 +168,8 @@ class Delivery(abc.ABC):
         the retries short); it is replayed from the last commit.
         """
         try:
-            if self._fenced(consumer):
+            if self._fenced(consumer, starts):
+                self.drain(consumer)
                 self._replay(consumer, starts, "fenced")
                 return False
             return self._deliver(consumer, self._first_alerts(records), offsets, starts)
@@ -180,26 +186,46 @@ class Delivery(abc.ABC):
         starts: Mapping[TopicPartition, int],
     ) -> bool: ...
 
+    def take_committed(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Return and forget the offsets committed since the last call."""
+        committed, self.committed = self.committed, {}
+        return committed
+
+    def drain(self, consumer: KafkaConsumer) -> None:
+        """Finish and commit what is still in flight (a poll returned nothing, or stopping)."""
+        return None  # exactly-once: each batch is committed in its own transaction
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close what this delivery opened (the producer, any reader)."""
 
     # -- shared steps ------------------------------------------------------------------------
 
-    def _fenced(self, consumer: KafkaConsumer) -> bool:
-        """True when the group evicted this instance since the poll that read the batch."""
+    def _fenced(self, consumer: KafkaConsumer, starts: Mapping[TopicPartition, int]) -> bool:
+        """True when the group took the batch's partitions from this instance since the poll
+        that read the batch.
+
+        Eager assignors: any new generation (every partition was revoked). Cooperative: a new
+        member id, a reset generation (evicted), or one of the batch's partitions revoked or
+        lost meanwhile; a rebalance that moved only other partitions leaves the batch be.
+        """
         before, now = self._membership, consumer.group_metadata()
         if before is None or before.generation_id < 0:
             return False
-        fenced = (now.generation_id, now.member_id) != (before.generation_id, before.member_id)
-        if fenced:
+        moved = (now.generation_id, now.member_id) != (before.generation_id, before.member_id)
+        if moved and self.listener.cooperative and now.member_id == before.member_id:
+            owned = consumer.assignment()
+            moved = now.generation_id < 0 or any(
+                tp not in owned or tp in self.listener.left() for tp in starts
+            )
+        if moved:
             log.warning(
                 "group membership lost while the batch was in flight (generation %d -> %d); "
                 "dropping the batch unpublished, the partitions' next owner replays it",
                 before.generation_id,
                 now.generation_id,
             )
-        return fenced
+        return moved
 
     def _first_alerts(self, records: Sequence[OutRecord]) -> Sequence[OutRecord]:
         """Drop alerts for events already alerted (replays, repeats within the batch)."""
@@ -238,10 +264,34 @@ class Delivery(abc.ABC):
                 consumer.seek(tp, offset)
 
 
-def _connections(consumer: KafkaConsumer) -> float | None:
-    """The consumer's open broker connections (kafka-python's ``connection-count`` metric)."""
-    try:
-        value = consumer.metrics().get("consumer-metrics", {}).get("connection-count")
-    except KafkaError:
-        return None
-    return float(value) if value is not None else None
+class _ConnectionCount:
+    """The consumer's open broker connections (kafka-python's ``connection-count`` metric).
+
+    Read from the one metric, found once per consumer: kafka-python's ``metrics()`` computes
+    every metric of the client (about 70 on one broker) to build its dictionary, 1-3 ms a call,
+    which ``after_poll`` would pay on every poll.
+    """
+
+    def __init__(self) -> None:
+        self._consumer: KafkaConsumer | None = None
+        self._metric: Any = None
+
+    def __call__(self, consumer: KafkaConsumer) -> float | None:
+        try:
+            if consumer is not self._consumer or self._metric is None:
+                self._consumer = consumer
+                raw = consumer.metrics(raw=True) or {}
+                self._metric = next(
+                    (
+                        metric
+                        for name, metric in raw.items()
+                        if name.group == "consumer-metrics" and name.name == "connection-count"
+                    ),
+                    None,
+                )
+                if self._metric is None:
+                    return None
+            value = self._metric.value()
+        except KafkaError:
+            return None
+        return float(value) if value is not None else None

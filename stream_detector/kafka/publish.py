@@ -51,6 +51,7 @@ __all__ = [
     "OutRecord",
     "OutputKind",
     "Publisher",
+    "Sending",
     "batch_records",
     "is_too_large",
     "shrink_dead_letter",
@@ -270,32 +271,51 @@ class Publisher:
     def publish(self, records: Sequence[OutRecord]) -> bool:
         """Send ``records``; True once all are acknowledged, False if a stop cut retries short.
 
-        Raises ``BrokerError`` when the broker stays unreachable longer than the clock allows.
+        The same as :meth:`complete` of :meth:`send`. Raises ``BrokerError`` when the broker
+        stays unreachable longer than the clock allows.
         """
-        pending = [self.prepare(r) for r in records]
-        inflight: list[tuple[OutRecord, Any]] = []
-        while True:
-            error: BaseException | None = None
-            retry: list[OutRecord] = []
+        return self.complete(self.send(records))
+
+    def send(self, records: Sequence[OutRecord]) -> Sending:
+        """Hand ``records`` to the producer without waiting for acknowledgements.
+
+        The producer's own thread sends them meanwhile; :meth:`complete` waits for the
+        acknowledgements and retries what failed.
+        """
+        return self._send([self.prepare(r) for r in records])
+
+    def _send(self, pending: Sequence[OutRecord]) -> Sending:
+        sending = Sending()
+        try:
+            producer = self.producer
+        except BrokerError as exc:  # the factory could not connect (outage)
+            sending.retry, sending.error = list(pending), exc
+            return sending
+        for record in pending:
             try:
-                producer = self.producer
-            except BrokerError as exc:  # the factory could not connect (outage)
-                error, retry, producer = exc, pending, None
-            if producer is not None:
-                for record in pending:
-                    try:
-                        future = producer.send(
-                            record.topic, key=record.key, value=record.value, headers=record.headers
-                        )
-                    except KafkaError as exc:
-                        if is_too_large(exc):
-                            retry.append(self.refused_as_too_large(record, exc))
-                            continue
-                        error = exc
-                        retry.append(record)
-                        continue
-                    inflight.append((record, future))
-                error = self._await_acks(producer) or error
+                future = producer.send(
+                    record.topic, key=record.key, value=record.value, headers=record.headers
+                )
+            except KafkaError as exc:
+                if is_too_large(exc):
+                    sending.retry.append(self.refused_as_too_large(record, exc))
+                    continue
+                sending.error = exc
+                sending.retry.append(record)
+                continue
+            sending.inflight.append((record, future))
+        return sending
+
+    def complete(self, sending: Sending) -> bool:
+        """Wait until every record of ``sending`` is acknowledged, sending failed ones again.
+
+        True once all are acknowledged; False if a stop cut the retries short. Raises
+        ``BrokerError`` when the broker stays unreachable longer than the clock allows.
+        """
+        inflight, retry, error = sending.inflight, sending.retry, sending.error
+        while True:
+            if self._producer is not None:
+                error = self._await_acks(self._producer) or error
             waiting, again, failure, fatal = self._settle(inflight)
             retry += again
             if failure is not None:
@@ -303,29 +323,41 @@ class Publisher:
             if not retry and not waiting:
                 self.clock.ok()
                 return True
-            if error is None:
-                # Only dead letters that were cut are left: send them at once.
-                pending, inflight = retry, waiting
-                continue
-            self.clock.failed("publishing", error)
-            if fatal:
-                # e.g. UnknownProducerId after the cluster was replaced: a new producer is the
-                # way out. The old one first finishes what it has in flight and is stopped;
-                # only records it did not get acknowledged are sent again.
-                log.warning("producer in a fatal state; creating a new one error=%s", error)
-                self.close(timeout=_FLUSH_TIMEOUT_S)
-                still, again, _, _ = self._settle(waiting)
-                retry += again + [record for record, _ in still]
-                waiting = []
-            self.on_retry(len(retry))
-            if not self.clock.pause():
-                log.warning(
-                    "stop requested while publishing; %d records not acknowledged, the batch "
-                    "is not committed and will be replayed",
-                    len(retry) + len(waiting),
-                )
-                return False
-            pending, inflight = retry, waiting
+            if error is not None:
+                self.clock.failed("publishing", error)
+                if fatal:
+                    # e.g. UnknownProducerId after the cluster was replaced: a new producer is
+                    # the way out. The old one first finishes what it has in flight and is
+                    # stopped; only records it did not get acknowledged are sent again.
+                    log.warning("producer in a fatal state; creating a new one error=%s", error)
+                    self.close(timeout=_FLUSH_TIMEOUT_S)
+                    still, again, _, _ = self._settle(waiting)
+                    retry += again + [record for record, _ in still]
+                    waiting = []
+                self.on_retry(len(retry))
+                if not self.clock.pause():
+                    log.warning(
+                        "stop requested while publishing; %d records not acknowledged, the "
+                        "batch is not committed and will be replayed",
+                        len(retry) + len(waiting),
+                    )
+                    return False
+            # else: only dead letters that were cut are left: send them at once.
+            again_sending = self._send(retry)
+            inflight = waiting + again_sending.inflight
+            retry, error = again_sending.retry, again_sending.error
+
+
+@dataclass(slots=True)
+class Sending:
+    """Records handed to the producer (:meth:`Publisher.send`), not yet known acknowledged."""
+
+    inflight: list[tuple[OutRecord, Any]] = field(default_factory=list)
+    """Sent records and their futures."""
+    retry: list[OutRecord] = field(default_factory=list)
+    """Records the producer refused at once, to send again."""
+    error: BaseException | None = None
+    """The last such refusal."""
 
 
 def _close(producer: KafkaProducer, timeout: float) -> None:

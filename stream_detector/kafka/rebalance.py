@@ -9,6 +9,11 @@ not commit either: the new owner replays from the last commit. The loop reads th
 with :meth:`AssignmentTracker.take` and, for partitions that are new to this instance, reads
 back recent alerts before processing them (see :mod:`stream_detector.kafka.dedupe`).
 
+Eager assignors revoke every partition and then assign the new set, so a partition revoked and
+assigned in the same round never left. The cooperative protocol (``cooperative-sticky``,
+KIP-429) hands the listener only the increments: a partition it revokes goes to another
+member, so one assigned later is always new here (``cooperative=True``).
+
 Examples
 --------
 >>> from kafka import TopicPartition
@@ -63,13 +68,15 @@ def _names(partitions: Iterable[TopicPartition]) -> str:
 class AssignmentTracker(ConsumerRebalanceListener):
     """A rebalance listener that records changes under a lock and never blocks."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cooperative: bool = False) -> None:
+        self.cooperative = cooperative
         self._lock = threading.Lock()
         self._owned: set[TopicPartition] = set()
         self._revoked_in_round: set[TopicPartition] = set()
         self._added: set[TopicPartition] = set()
         self._revoked: set[TopicPartition] = set()
         self._lost: set[TopicPartition] = set()
+        self._left: set[TopicPartition] = set()
         self.rebalances = 0
 
     @property
@@ -83,8 +90,10 @@ class AssignmentTracker(ConsumerRebalanceListener):
         revoked = set(revoked)
         with self._lock:
             self._owned -= revoked
-            self._revoked_in_round |= revoked
+            if not self.cooperative:
+                self._revoked_in_round |= revoked
             self._revoked |= revoked
+            self._left |= revoked
         if revoked:
             log.info("partitions revoked partitions=%s", _names(revoked))
 
@@ -98,7 +107,13 @@ class AssignmentTracker(ConsumerRebalanceListener):
             self._added |= new
             self._revoked -= assigned
             self.rebalances += 1
-        log.info("partitions assigned partitions=%s new=%s", _names(assigned), _names(new))
+            owned = frozenset(self._owned)
+        log.info(
+            "partitions assigned partitions=%s added=%s new=%s",
+            _names(owned),
+            _names(assigned),
+            _names(new),
+        )
 
     def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
         """The group evicted this instance: forget the partitions, commit nothing."""
@@ -106,6 +121,7 @@ class AssignmentTracker(ConsumerRebalanceListener):
         with self._lock:
             self._owned -= lost
             self._lost |= lost
+            self._left |= lost
             self._added -= lost
         if lost:
             log.warning(
@@ -114,9 +130,15 @@ class AssignmentTracker(ConsumerRebalanceListener):
                 _names(lost),
             )
 
+    def left(self) -> frozenset[TopicPartition]:
+        """Partitions revoked or lost since the last :meth:`take` (even if assigned again)."""
+        with self._lock:
+            return frozenset(self._left)
+
     def take(self) -> AssignmentChange:
         """Return and clear what changed since the last call."""
         with self._lock:
+            self._left.clear()
             change = AssignmentChange(
                 frozenset(self._added), frozenset(self._revoked), frozenset(self._lost)
             )

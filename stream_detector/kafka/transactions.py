@@ -146,6 +146,7 @@ class ExactlyOnceDelivery(Delivery):
         except KafkaError as exc:
             return self._abandon(consumer, producer, starts, exc)
         self.transactions["committed"] += 1
+        self.committed.update(offsets)
         self.clock.ok()
         self._remember_alerts(records)
         self.on_phase("committed")

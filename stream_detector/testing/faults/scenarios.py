@@ -315,9 +315,11 @@ def run_replica_scenario(
     rate: float,
     seed: int = 0,
     session_timeout_ms: int = 2000,
+    assignor: str = "range",
     log: Callable[[str], None] = lambda line: None,
 ) -> ScenarioResult:
-    """Scenario 2: two replicas, a third added, one killed (-9) mid-stream."""
+    """Scenario 2: two replicas, a third added, one killed (-9) mid-stream, the group
+    spreading partitions with ``assignor`` (``consumer.assignor``)."""
     run = Run.prepare(
         broker,
         bundle,
@@ -328,6 +330,7 @@ def run_replica_scenario(
         events=6,
         **_session(session_timeout_ms),
         consumer__batch_size=100,
+        consumer__assignor=assignor,
     )
     replicas: dict[str, ServeProcess] = {}
 
@@ -342,7 +345,12 @@ def run_replica_scenario(
         assert _wait_assigned(b), b.log()[-2000:]
         stream = run.stream(rate)
         run.collector.wait_accounted(run.sent, 0.2, timeout=60)
-        start("c")
+        # The stream waits while c starts (seconds of imports on a loaded machine): c must
+        # join mid-stream, not after the last event.
+        stream.pause()
+        c = start("c")
+        assert _wait_assigned(c, timeout=120), c.log()[-2000:]
+        stream.resume()
         log(f"c started accounted={run.accounted()}")
         run.collector.wait_accounted(run.sent, 0.4, timeout=60)
         victim = run.rng.choice(["a", "b"])
@@ -363,7 +371,7 @@ def run_replica_scenario(
     survivors = [n for n in replicas if n != victim]
     final = set().union(*(assignments[n][-1] for n in survivors if assignments[n]))
     return run.result(
-        "replicas",
+        "replicas" if assignor == "range" else f"replicas ({assignor})",
         faults=1,
         notes={
             "victim": victim,

@@ -34,3 +34,20 @@ def test_tracker_lost_partitions_are_new_when_they_return() -> None:
     tracker.on_partitions_revoked([])
     tracker.on_partitions_assigned([tp])
     assert tracker.take().added == frozenset([tp])
+
+
+def test_cooperative_tracker_treats_every_revoked_partition_as_gone() -> None:
+    # KIP-429: a revoked partition goes to another member in a later round, and the listener
+    # hears only of increments (no assignment at all in the round that revokes).
+    tp = [TopicPartition("events", i) for i in range(3)]
+    tracker = AssignmentTracker(cooperative=True)
+    tracker.on_partitions_assigned(tp)
+    tracker.take()
+    tracker.on_partitions_revoked([tp[0]])
+    assert tracker.left() == frozenset([tp[0]])
+    assert tracker.owned == frozenset(tp[1:])
+    assert tracker.take().revoked == frozenset([tp[0]])
+    assert tracker.left() == frozenset()
+    tracker.on_partitions_assigned([tp[0]])  # back after someone else owned it: new
+    assert tracker.take().added == frozenset([tp[0]])
+    assert tracker.owned == frozenset(tp)
