@@ -280,6 +280,24 @@ class DetectorMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.partitions_paused = Gauge(
+            "partitions_paused",
+            "Events partitions paused because their event time runs ahead of the slowest.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.records_held_back = Counter(
+            "records_held_back",
+            "Events held back (uncommitted, in memory) until the slowest partition caught up.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.event_time_skew_seconds = Gauge(
+            "event_time_skew_seconds",
+            "Event time of the events partition furthest ahead minus that of the slowest.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.validation_precision.set(math.nan)
         self.validation_recall.set(math.nan)
         # Every label value known in advance shows at 0 from the first scrape, so rate() and

@@ -21,8 +21,10 @@ behavioural features, a batch's valid labels also become feature state before it
 computed (confirmed frauds feed the label-based windows). The state store (``state.store``)
 being unreachable is handled like the broker: the batch waits and is retried, ``/readyz``
 answers 503 meanwhile, and after ``state.give_up_after_s`` the service exits with code 2;
-nothing is decided on missing state. SIGHUP re-reads the
-config file's threshold, mode and alert budget between two batches (see
+nothing is decided on missing state. With time windows, the events and labels partitions are
+read in step by time (:mod:`stream_detector.kafka.alignment`): records of a partition that runs
+ahead wait, uncommitted, so that a backlog spread over partitions is not too late. SIGHUP
+re-reads the config file's threshold, mode and alert budget between two batches (see
 :mod:`stream_detector.online.control`, which also documents the admin endpoint).
 """
 
@@ -63,6 +65,7 @@ from stream_detector.flags import (
     configure_logging,
     setting_overrides,
 )
+from stream_detector.kafka.alignment import EventTimeAligner
 from stream_detector.kafka.clients import make_consumer, wait_for_listener
 from stream_detector.kafka.delivery import Delivery, Phase
 from stream_detector.kafka.factory import make_delivery
@@ -161,6 +164,9 @@ class Service:
         """What the status line reports, counted since start."""
         self._lags: dict[int, int] = {}
         self._next_status = time.monotonic() + settings.status_interval_s
+        self.aligner = _aligner(settings, bundle, self.metrics)
+        """Holds back events partitions that run ahead in event time (None without time
+        windows: nothing can be too late)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -264,6 +270,10 @@ class Service:
         except KafkaError as exc:
             self.delivery.poll_failed(exc)
             return
+        if self.aligner is not None:
+            records = self.aligner.align(
+                consumer, records, rebalances=self.delivery.listener.rebalances
+            )
         # Rebalances first: partitions new to this instance get their alerts read back.
         self.delivery.after_poll(consumer, sum(len(batch) for batch in records.values()))
         self._ready = bool(consumer.assignment())
@@ -290,6 +300,8 @@ class Service:
             starts = {tp: batch[0].offset for tp, batch in records.items()}
             outputs = self._outputs(_with_dead_labels(outcome, labels))
             if not self.delivery.deliver(consumer, outputs, offsets, starts):
+                if self.aligner is not None:
+                    self.aligner.rewound(consumer, starts)
                 return  # nothing was published: the batch is read again
         self.batches += 1
         if time.monotonic() >= self._next_full_gc:
@@ -417,6 +429,27 @@ class Service:
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(
                     max(high - committed.offset, 0)
                 )
+
+
+def _aligner(
+    settings: DetectorSettings, bundle: ModelBundle, metrics: DetectorMetrics
+) -> EventTimeAligner | None:
+    """The event-time aligner of the events and labels topics for a bundle whose spec
+    declares windows (margin: half the lateness), else None."""
+    spec = bundle.spec
+    if spec is None or not spec.windows:
+        return None
+
+    def state(paused: int, skew: float) -> None:
+        metrics.partitions_paused.set(paused)
+        metrics.event_time_skew_seconds.set(skew)
+
+    return EventTimeAligner(
+        fields={settings.topics.events: spec.timestamp, settings.topics.labels: "timestamp"},
+        margin_ms=spec.lateness_ms // 2,
+        on_held=metrics.records_held_back.inc,
+        on_state=state,
+    )
 
 
 def _label_columns(labels: LabelBatch) -> dict[str, Any]:

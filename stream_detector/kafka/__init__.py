@@ -1,8 +1,10 @@
-"""Kafka delivery for ``serve``: consuming, publishing, committing, transactions, duplicate-alert
-suppression, rebalances and outages (their metrics are in :mod:`stream_detector.metrics`)."""
+"""Kafka delivery for ``serve``: consuming (partitions in step by event time), publishing,
+committing, transactions, duplicate-alert suppression, rebalances and outages (their metrics
+are in :mod:`stream_detector.metrics`)."""
 
 from __future__ import annotations
 
+from stream_detector.kafka.alignment import EventTimeAligner
 from stream_detector.kafka.at_least_once import AtLeastOnceDelivery
 from stream_detector.kafka.dedupe import AlertDeduplicator, ReadBack, read_back_alert_ids
 from stream_detector.kafka.delivery import Delivery
@@ -27,6 +29,7 @@ __all__ = [
     "AtLeastOnceDelivery",
     "BatchPacer",
     "Delivery",
+    "EventTimeAligner",
     "ExactlyOnceDelivery",
     "OutRecord",
     "OutageClock",

@@ -188,6 +188,64 @@ def test_serve_and_backfill_read_the_event_time_from_the_field_the_spec_names(
     assert all(orjson.loads(r.value)["timestamp"] == live[r.key.decode()] for r in decisions)
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+def test_a_backlog_read_days_apart_on_four_partitions_is_aligned_by_event_time(
+    aligned: bool,
+    broker: Any,
+    service_topics: Callable[..., dict[str, str]],
+    feature_world: FeatureWorld,
+    producer_factory: Callable[..., Any],
+    consume_all: Callable[..., list[Any]],
+    run_detector: Callable[[Service], RunningDetector],
+    detector_settings: Callable[..., DetectorSettings],
+    tmp_path: Path,
+) -> None:
+    """The live days wait on 4 events and 2 labels partitions before the service starts: read
+    partition after partition, the backlog's partitions are days apart in event time, and
+    without alignment a terminal's events on the partitions read last are too late for its
+    state. Aligned: nothing dead-lettered, and the scores of score's replay."""
+    names = service_topics(events=4, labels=2)
+    producer = producer_factory(linger_ms=5)
+    events, labels = by_day(feature_world.live), by_day(feature_world.labels)
+    for day in sorted(events):
+        send_day(producer, names["events"], events[day])
+    for day in sorted(labels):
+        send_day(producer, names["labels"], labels[day])
+    bundle = load_bundle(feature_world.bundle)
+    registry = CollectorRegistry()
+    detector = Service(detector_settings(names), bundle, registry=registry)
+    assert detector.decider.engine is not None
+    assert detector.aligner is not None
+    if not aligned:
+        detector.aligner = None
+    backfill(detector.decider.engine, bundle, feature_world.history)
+    run_detector(detector)
+    if not aligned:
+        # Read partition after partition, some of the backlog is too late (how much depends on
+        # how the client splits its fetches): the test below would fail without alignment.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            decided = registry.get_sample_value("stream_detector_events_total") or 0.0
+            if decided >= feature_world.n_live:
+                break
+            time.sleep(0.5)
+        too_late = registry.get_sample_value(
+            "stream_detector_events_invalid_total", {"reason": "too_late"}
+        )
+        assert too_late is not None
+        assert too_late > 0
+        return
+    decisions = consume_all(names["decisions"], feature_world.n_live, timeout=180, settle=1.0)
+    assert (
+        registry.get_sample_value("stream_detector_events_invalid_total", {"reason": "too_late"})
+        == 0
+    )
+    assert consume_all(names["dead_letter"], 0, timeout=5, settle=0.5) == []
+    assert_same_scores(decisions, score_file(feature_world, tmp_path / "scored.jsonl"))
+    assert registry.get_sample_value("stream_detector_records_held_back_total") > 0
+    assert registry.get_sample_value("stream_detector_partitions_paused") == 0
+
+
 def test_two_replicas_share_the_redis_state(
     broker: Any,
     topic_factory: Callable[..., str],
