@@ -20,35 +20,117 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold
 
 from stream_detector.errors import DataError
 from stream_detector.scoring import Calibrator
-from stream_detector.scoring.link import clipped_logit
+from stream_detector.scoring.link import clipped_logit, sigmoid
 
 __all__ = [
+    "MANY_POSITIVES",
     "MIN_ISOTONIC_POSITIVES",
+    "REPEATS_FEW_POSITIVES",
+    "SIMPLEST_FIRST",
     "CalibrationReport",
     "calibrate_out_of_fold",
     "calibration_report",
     "fit_calibrator",
+    "platt_newton",
+    "platt_targets",
 ]
 
 Array = npt.NDArray[np.float64]
 Method = Literal["auto", "platt", "isotonic"]
 
 MIN_ISOTONIC_POSITIVES = 50
-"""Fewer positives than this and ``auto`` calibrates with Platt scaling."""
+"""Fewer positives than this and ``auto`` does not try isotonic regression."""
+
+MANY_POSITIVES = 500
+"""From this many positives ``auto`` cross-validates once; below, :data:`REPEATS_FEW_POSITIVES`
+times with other splits."""
+
+REPEATS_FEW_POSITIVES = 5
+
+SIMPLEST_FIRST: tuple[str, ...] = ("identity", "platt", "isotonic")
+"""The methods ``auto`` compares, from the fewest parameters to the most."""
 
 _LOGIT_EPS = 1e-15
 
 
+def platt_newton(
+    z: Array, y: npt.ArrayLike, *, max_iter: int = 100, tol: float = 1e-10
+) -> tuple[float, float]:
+    """Maximum-likelihood ``(slope, intercept)`` of ``P(y=1) = sigmoid(slope * z + intercept)``.
+
+    ``y`` holds labels or targets in [0, 1] (:func:`platt_targets`).
+
+    Newton's method from the identity ``(1, 0)``, halving a step that does not lower the log
+    loss; a vanishing ridge (1e-9 per row on the slope) keeps the slope finite when the classes
+    are separated.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=20000)
+    >>> y = rng.uniform(size=20000) < 1 / (1 + np.exp(-(0.5 * z - 2.0)))
+    >>> np.round(platt_newton(z, y), 1)
+    array([ 0.5, -2. ])
+    """
+    x = np.asarray(z, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    ridge = 1e-9 * x.size
+
+    def loss(w: Array) -> float:
+        eta = w[0] * x + w[1]
+        return float(np.sum(np.logaddexp(0.0, eta) - t * eta) + 0.5 * ridge * w[0] ** 2)
+
+    w = np.array([1.0, 0.0])
+    current = loss(w)
+    for _ in range(max_iter):
+        p = sigmoid(w[0] * x + w[1])
+        r = p - t
+        grad = np.array([r @ x + ridge * w[0], r.sum()])
+        v = p * (1.0 - p)
+        hess = np.array([[v @ (x * x) + ridge, v @ x], [v @ x, v.sum()]])
+        hess += 1e-12 * np.eye(2)
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = grad / max(float(np.trace(hess)), 1e-12)
+        scale = 1.0
+        while scale > 1e-10:
+            trial = w - scale * step
+            new = loss(trial)
+            if new <= current:
+                break
+            scale *= 0.5
+        else:
+            break
+        w, previous, current = trial, current, new
+        if float(np.max(np.abs(scale * step))) < tol or previous - current < tol * 1e-3:
+            break
+    return float(w[0]), float(w[1])
+
+
+def platt_targets(y: npt.ArrayLike) -> Array:
+    """Platt's (1999) targets: ``(P + 1) / (P + 2)`` for a positive, ``1 / (N + 2)`` for a
+    negative, out of ``P`` positives and ``N`` negatives.
+
+    Fitted to these rather than to 0 and 1, the curve never promises certainty the rows do not
+    show, and its slope stays finite when the scores separate the classes.
+
+    >>> platt_targets([1, 0, 0, 0]).tolist()
+    [0.6666666666666666, 0.2, 0.2, 0.2]
+    """
+    labels = np.asarray(y, dtype=np.float64)
+    positives = float(labels.sum())
+    negatives = labels.size - positives
+    return np.where(labels > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+
 def _platt(scores: Array, y: npt.NDArray[np.int64]) -> Calibrator:
-    z = clipped_logit(scores, _LOGIT_EPS)[:, None]
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(z, y)
-    slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
+    slope, intercept = platt_newton(clipped_logit(scores, _LOGIT_EPS), platt_targets(y))
     if not slope > 0:  # scores that do not rank: the rate of the data, whatever the score
         rate = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
         slope, intercept = 1e-9, float(np.log(rate / (1 - rate)))
@@ -89,18 +171,21 @@ def fit_calibrator(
     y
         Their 0/1 labels.
     method
-        ``"platt"``, ``"isotonic"``, or ``"auto"``: whichever of Platt, isotonic (from
-        :data:`MIN_ISOTONIC_POSITIVES` positives) and the identity (Platt with slope 1 and
-        intercept 0: the scores as they are) has the lowest cross-validated log loss on
-        ``(scores, y)``; with too few rows of a class for two folds, Platt.
+        ``"platt"``, ``"isotonic"``, or ``"auto"``: of the identity (the scores as they are),
+        Platt and isotonic (from :data:`MIN_ISOTONIC_POSITIVES` positives), the simplest whose
+        cross-validated log loss on ``(scores, y)`` is within one standard error of the lowest;
+        with too few rows of a class for two folds, Platt.
     cv, random_state
-        Folds of that cross-validation and their seed.
+        Folds of that cross-validation (repeated :data:`REPEATS_FEW_POSITIVES` times below
+        :data:`MANY_POSITIVES` positives) and their seed.
 
     Returns
     -------
     (Calibrator, dict)
-        The calibrator fitted on all the rows, and ``{"method", "positives", "cv_log_loss"}``
-        (the cross-validated log loss of each method tried; empty when none was compared).
+        The calibrator fitted on all the rows, and ``{"method", "positives", "cv_log_loss",
+        "cv_log_loss_se", "cv_splits"}``: the cross-validated log loss of each method tried, its
+        standard error over the splits, and the number of splits (empty and 0 when none was
+        compared).
 
     Examples
     --------
@@ -108,8 +193,8 @@ def fit_calibrator(
     >>> s = rng.uniform(size=4000)
     >>> y = (rng.uniform(size=4000) < 0.3 * (s > 0.5)).astype(int)  # a step: P(y) 0 or 0.3
     >>> calibrator, how = fit_calibrator(s, y)
-    >>> how["method"], calibrator(np.array([0.25, 0.75])).round(1)
-    ('isotonic', array([0. , 0.3]))
+    >>> how["method"], calibrator(np.array([0.25, 0.75])).round(1), how["cv_splits"]
+    ('isotonic', array([0. , 0.3]), 5)
     >>> how = fit_calibrator(s[:200], y[:200])[1]  # few positives: no isotonic
     >>> how["method"], how["positives"], sorted(how["cv_log_loss"])
     ('platt', 36, ['identity', 'platt'])
@@ -125,31 +210,42 @@ def fit_calibrator(
         raise DataError(f"calibration needs both classes; got {positives} positives of {s.size}")
     fitters = {"platt": _platt, "isotonic": _isotonic, "identity": _identity}
     tried: dict[str, float] = {}
+    spread: dict[str, float] = {}
+    n_splits = 0
     chosen: str = method
     if method == "auto":
         chosen = "platt"
         folds = min(cv, positives, labels.size - positives)
         if folds >= 2:
-            names = ["identity", "platt"]
+            names = [n for n in SIMPLEST_FIRST if n != "isotonic"]
             if positives >= MIN_ISOTONIC_POSITIVES:
                 names.append("isotonic")
-            split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-            for name in names:
-                fit = fitters[name]
-                losses = []
-                for train, test in split.split(s, labels):
-                    p = fit(s[train], labels[train])(s[test])
-                    losses.append(
+            repeats = 1 if positives >= MANY_POSITIVES else REPEATS_FEW_POSITIVES
+            split = RepeatedStratifiedKFold(
+                n_splits=folds, n_repeats=repeats, random_state=random_state
+            )
+            losses: dict[str, list[float]] = {name: [] for name in names}
+            for train, test in split.split(s, labels):
+                for name in names:
+                    p = fitters[name](s[train], labels[train])(s[test])
+                    losses[name].append(
                         log_loss(labels[test], np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])
                     )
-                tried[name] = float(np.mean(losses))
-            chosen = min(tried, key=tried.__getitem__)
+            n_splits = folds * repeats
+            for name in names:
+                tried[name] = float(np.mean(losses[name]))
+                spread[name] = float(np.std(losses[name], ddof=1) / np.sqrt(n_splits))
+            best = min(tried, key=tried.__getitem__)
+            bound = tried[best] + spread[best]
+            chosen = next(name for name in names if tried[name] <= bound)
     elif method not in ("platt", "isotonic"):
         raise DataError(f"calibration method must be auto, platt or isotonic; got {method!r}")
     return fitters[chosen](s, labels), {
         "method": chosen,
         "positives": positives,
         "cv_log_loss": tried,
+        "cv_log_loss_se": spread,
+        "cv_splits": n_splits,
     }
 
 

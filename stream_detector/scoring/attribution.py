@@ -94,8 +94,9 @@ class Attribution:
                 h = 1e-6 * (1.0 + np.abs(self.output[flat]))
                 x = self.output[flat]
                 factor[flat] = (f(x + h) - f(x - h)) / (2.0 * h)
-            factor = np.nan_to_num(factor, nan=0.0, posinf=0.0, neginf=0.0)
-            phi = np.nan_to_num(self.phi * factor[:, None], nan=0.0, posinf=0.0, neginf=0.0)
+            factor = np.where(np.isfinite(factor), factor, 0.0)
+            phi = self.phi * factor[:, None]
+            phi[~np.isfinite(phi)] = 0.0
         return Attribution(phi, output, base, space)
 
     def scaled(self, weight: float) -> Attribution:

@@ -94,8 +94,9 @@ def top_reasons(
         return []
     if not scorer.can_attribute:
         return occlusion_reasons(scorer, rows, ref, features, top)
-    logits = scorer._attribute(rows, ref).logits()
-    scores = logits.scores()
+    attribution = scorer._attribute(rows, ref)
+    scores = attribution.scores()  # one monotone map each way, not two
+    logits = attribution if attribution.space == "logit" else scores.logits()
     order = np.argsort(-np.abs(scores.phi), axis=1, kind="stable")[:, :top]
     reasons: list[list[dict[str, Any]]] = []
     for i, row_order in enumerate(order.tolist()):

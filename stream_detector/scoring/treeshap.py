@@ -166,10 +166,14 @@ def _compiled() -> Callable[..., None]:
     """:func:`_tree_shap` compiled once per process (cached on disk when possible)."""
     import numba
 
+    # error_model="numpy": no zero-division checks (every divisor is a positive cover or a
+    # fraction tested non-zero first), which the hot loops would otherwise pay for.
     try:
-        compiled: Callable[..., None] = numba.njit(_SIGNATURE, nogil=True, cache=True)(_tree_shap)
+        compiled: Callable[..., None] = numba.njit(
+            _SIGNATURE, nogil=True, cache=True, error_model="numpy"
+        )(_tree_shap)
     except RuntimeError:  # no writable cache location
-        compiled = numba.njit(_SIGNATURE, nogil=True, cache=False)(_tree_shap)
+        compiled = numba.njit(_SIGNATURE, nogil=True, cache=False, error_model="numpy")(_tree_shap)
     return compiled
 
 

@@ -15,5 +15,6 @@ def test_calibration_prints_before_and_after_per_data_set(
         "calibration.py", "--datasets", "breast_cancer", "--quick", "--model", "logistic"
     )
     number = r"[\d.]+ -> [\d.]+"
-    line = rf"^breast_cancer +3 +[a-z/]+ +{number} +{number} +{number} +{number}$"
+    change = r"[+-][\d.]+ \+- [\d.]+"  # held-out log loss, calibrated - not, and its SE
+    line = rf"^breast_cancer +3 +[a-z/]+ +{number} +{number} +[\d.]+ +{number} +{change} +{number}$"
     assert re.search(line, out, re.M), out
