@@ -2,9 +2,10 @@
 
 kafka-python 3 calls listeners on its IO thread, the one that also sends heartbeats, so a
 listener that blocks (a commit, a flush, reading a topic) can get the consumer evicted. Ours
-does no I/O at all: the loop commits at the end of every batch, before it polls again, so by
-the time ``on_partitions_revoked`` runs (inside the next ``poll``) there is nothing left to
-commit. ``on_partitions_lost`` (the group already gave the partitions to someone else) must
+does no I/O at all and commits nothing: the loop commits each batch once its outputs are
+acknowledged (at least once: at most one batch is in flight while the next is polled; see
+:mod:`stream_detector.kafka.at_least_once`), for the partitions it still owns then; a revoked
+partition's new owner replays from the last commit. ``on_partitions_lost`` (the group already gave the partitions to someone else) must
 not commit either: the new owner replays from the last commit. The loop reads the changes
 with :meth:`AssignmentTracker.take` and, for partitions that are new to this instance, reads
 back recent alerts before processing them (see :mod:`stream_detector.kafka.dedupe`).
