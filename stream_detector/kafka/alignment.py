@@ -320,7 +320,10 @@ def _time(value: bytes | None, field: str) -> int | None:
     """The time in ``field`` of a message value, or None when it has none readable."""
     try:
         doc = orjson.loads(value or b"")
-        return parse_timestamp(doc.get(field)) if type(doc) is dict else None
+        if type(doc) is not dict:
+            return None
+        stamp = doc.get(field)
+        return stamp if type(stamp) is int else parse_timestamp(stamp)
     except (ValueError, TypeError):
         return None
 
