@@ -267,7 +267,7 @@ def pick_quality(datasets: list[str], seeds: list[int]) -> None:
                 ids = [
                     c
                     for c in train.columns
-                    if train[c].dtype == object and c not in (label, "timestamp")
+                    if not pd.api.types.is_numeric_dtype(train[c]) and c not in (label, "timestamp")
                 ]
                 train.to_csv(Path(tmp) / "train.csv", index=False)
                 test.to_csv(Path(tmp) / "test.csv", index=False)

@@ -395,19 +395,26 @@ def _plan(settings: TrainSettings, wanted: tuple[ScorerKind, ...]) -> tuple[list
     return plan, hybrid_best
 
 
-def _sample_settings(settings: TrainSettings, ds: Dataset) -> TrainSettings:
-    """The settings of a rung on a sample: ``compare.sample_folds`` folds and, when the
-    gradient boosting of the last rung will stop early (``hgb.early_stopping: auto`` on more
-    than 10,000 training rows), early stopping on the sample too, as it will be trained."""
-    update: dict[str, Any] = {
-        "validation": settings.validation.model_copy(
-            update={"n_splits": min(settings.compare.sample_folds, settings.validation.n_splits)}
-        )
-    }
+def _sample_settings(settings: TrainSettings, ds: Dataset, sample: Dataset) -> TrainSettings:
+    """The settings of a rung on ``sample`` (of ``ds``): ``compare.sample_folds`` folds and,
+    when the gradient boosting of the last rung will stop early (``hgb.early_stopping: auto``
+    on more than 10,000 training rows), early stopping on the sample too, as it will be
+    trained, if every fold's training rows hold enough positives to set some aside."""
     k = settings.validation.n_splits
+    validation = settings.validation.model_copy(
+        update={"n_splits": min(settings.compare.sample_folds, k)}
+    )
+    update: dict[str, Any] = {"validation": validation}
     if settings.hgb.early_stopping == "auto" and ds.n * (k - 1) / k > 10_000:
-        update["hgb"] = settings.hgb.model_copy(update={"early_stopping": True})
+        folds = make_folds(sample, validation, random_state=settings.seed)
+        if min(int(sample.y[f.train].sum()) for f in folds) >= _EARLY_STOPPING_POSITIVES:
+            update["hgb"] = settings.hgb.model_copy(update={"early_stopping": True})
     return settings.model_copy(update=update)
+
+
+_EARLY_STOPPING_POSITIVES = 20
+"""Positives a fold's training rows need before a sample's fits stop early (scikit-learn
+sets a tenth of them aside, stratified, to decide when)."""
 
 
 def _promote(
@@ -486,7 +493,7 @@ def run_compare(
         last = rung == len(rates) - 1
         sample = subsample(ds, rates[rung], random_state=settings.seed)
         sub = sample.data
-        used = settings if last else _sample_settings(settings, ds)
+        used = settings if last else _sample_settings(settings, ds, sub)
         folds = make_folds(sub, used.validation, random_state=settings.seed)
         k = used.validation.n_splits
         prog.stage = f"rung {rung + 1}/{len(rates)}, {sub.n:,} rows" if len(rates) > 1 else ""

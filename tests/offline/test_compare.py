@@ -244,17 +244,22 @@ def test_a_sample_is_judged_with_its_folds_and_early_stopping_as_all_rows_will_b
         }
     )
 
-    def rows(n: int) -> Dataset:
+    def rows(n: int, positives: int = 200) -> Dataset:
         y = np.zeros(n, dtype=np.int64)
-        y[:10] = 1
+        y[:positives] = 1
         return Dataset(X=np.zeros((n, 1)), y=y, features=("a",), label="y")
 
     # 3 folds: all rows train on 2/3 of them; above 10,000, scikit-learn's "auto" stops early.
-    big, small = _sample_settings(auto, rows(15_003)), _sample_settings(auto, rows(15_000))
+    sample = rows(1_000)
+    big = _sample_settings(auto, rows(15_003), sample)
+    small = _sample_settings(auto, rows(15_000), sample)
     assert big.hgb.early_stopping is True
     assert small.hgb.early_stopping == "auto"
     assert big.validation.n_splits == small.validation.n_splits == 2
-    fixed = _sample_settings(settings, rows(15_003))  # early_stopping: false is kept
+    # Too few positives in a fold's training rows to set some aside: as configured.
+    few = _sample_settings(auto, rows(15_003), rows(1_000, positives=30))
+    assert few.hgb.early_stopping == "auto"
+    fixed = _sample_settings(settings, rows(15_003), sample)  # early_stopping: false is kept
     assert fixed.hgb.early_stopping is False
 
 
