@@ -345,12 +345,10 @@ def run_replica_scenario(
         assert _wait_assigned(b), b.log()[-2000:]
         stream = run.stream(rate)
         run.collector.wait_accounted(run.sent, 0.2, timeout=60)
-        # The stream waits while c starts (seconds of imports on a loaded machine): c must
-        # join mid-stream, not after the last event.
-        stream.pause()
+        # c may take seconds of imports to start on a loaded machine: the kill waits until it
+        # is assigned (it must not be stopped before it could join).
         c = start("c")
         assert _wait_assigned(c, timeout=120), c.log()[-2000:]
-        stream.resume()
         log(f"c started accounted={run.accounted()}")
         run.collector.wait_accounted(run.sent, 0.4, timeout=60)
         victim = run.rng.choice(["a", "b"])
@@ -358,6 +356,14 @@ def run_replica_scenario(
         log(f"killed {victim} accounted={run.accounted()}")
         stream.join()
         run.collector.wait_accounted(run.sent, timeout=120)
+        # The survivors take the victim's partitions once the group notices it is gone (a
+        # session timeout): wait for that before stopping them.
+        survivors = [n for n in replicas if n != victim]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and set().union(
+            *(taken[-1] for n in survivors if (taken := replicas[n].assignments(run.topics.events)))
+        ) != set(range(6)):
+            time.sleep(0.5)
         run.collector.drain(idle_s=1.0)
         codes = {name: p.term() for name, p in replicas.items() if name != victim}
         run.collector.drain(idle_s=0.5)
