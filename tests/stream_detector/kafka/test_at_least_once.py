@@ -72,7 +72,8 @@ def test_offsets_wait_for_their_batch_acknowledged_with_one_batch_in_flight(
         assert deliver_next()
         assert committed() is None  # the first batch is in flight while the next is polled
         connections = delivery._connections(consumer)  # one metric, not the whole dictionary
-        assert connections is not None and connections >= 1
+        assert connections is not None
+        assert connections >= 1
         assert deliver_next()
         assert committed() == BATCH  # the first is acknowledged: committed, not the second
         delivery.drain(consumer)  # e.g. the poll returned nothing
