@@ -30,6 +30,7 @@ from stream_detector.errors import ConfigError
 from stream_detector.flags import (
     SettingFlag,
     add_config_flag,
+    add_replay_flags,
     add_setting_flags,
     csv_choice,
     setting_overrides,
@@ -306,15 +307,9 @@ class EvaluateCommand(Command):
         parser.add_argument("--model", required=True, metavar="DIR", help="model bundle")
         _data_arguments(parser)
         parser.add_argument("--report", metavar="DIR", help="write metrics.json and report.md")
-        parser.add_argument(
-            "--history",
-            metavar="FILE",
-            help="behavioural features: raw history (CSV or Parquet) computed into the state first",
-        )
-        parser.add_argument(
-            "--labels",
-            metavar="FILE",
-            help="behavioural features: the data's labels as JSON Lines, each with the time it "
+        add_replay_flags(
+            parser,
+            "behavioural features: the data's labels as JSON Lines, each with the time it "
             "became known (as score --labels)",
         )
         add_setting_flags(parser, _EVALUATE_FLAGS)

@@ -139,6 +139,16 @@ def add_config_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, h
     parser.add_argument("--config", metavar="FILE", help=help)
 
 
+def add_replay_flags(parser: argparse.ArgumentParser, labels_help: str) -> None:
+    """``--history FILE`` and ``--labels FILE``: replay what serve saw (``score``, ``evaluate``)."""
+    parser.add_argument(
+        "--history",
+        metavar="FILE",
+        help="behavioural features: raw history (CSV or Parquet) computed into the state first",
+    )
+    parser.add_argument("--labels", metavar="FILE", help=labels_help)
+
+
 def csv_choice(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
     """An argparse ``type`` for a comma-separated, non-empty subset of ``allowed``.
 

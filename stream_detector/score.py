@@ -32,7 +32,7 @@ from stream_detector.decide import Decider
 from stream_detector.errors import ConfigError, DataError
 from stream_detector.events import parse_timestamp
 from stream_detector.features import LabelColumns
-from stream_detector.flags import THRESHOLD
+from stream_detector.flags import THRESHOLD, add_replay_flags
 from stream_detector.history import read_labels
 from stream_detector.messages import Message, Source
 
@@ -89,15 +89,8 @@ class ScoreCommand(Command):
             metavar="N",
             help="features listed in reasons of flagged events (default 3)",
         )
-        parser.add_argument(
-            "--history",
-            metavar="FILE",
-            help="behavioural features: raw history (CSV or Parquet) computed into the state first",
-        )
-        parser.add_argument(
-            "--labels",
-            metavar="FILE",
-            help="behavioural features: labels as JSON Lines, each with the time it became known",
+        add_replay_flags(
+            parser, "behavioural features: labels as JSON Lines, each with the time it became known"
         )
         parser.add_argument(
             "--strict",
