@@ -32,7 +32,10 @@ kafka-python 3.0.12 parks the records it fetched but did not return yet for a pa
 is paused, and gives them back on ``resume`` only when it holds no other partition's records
 in line; it keeps an exhausted one there after an empty fetch, so a partition paused in the
 middle of a fetch would never be read again (nor fetched: its parked records count as in
-hand). :func:`resume` therefore clears that exhausted entry after resuming. Records below the
+hand), and it restores only one parked partition per call, so of several partitions resumed
+at once the others stayed parked, never fetched again. :func:`resume` therefore drops the
+records parked for the partitions it resumes (their position never passed them: they are
+fetched again) and clears that exhausted entry. Records below the
 next offset the aligner expects of a partition (after a replay or a rebalance sought it
 back) are dropped as repeats.
 
@@ -340,6 +343,16 @@ def resume(consumer: KafkaConsumer, *partitions: TopicPartition) -> None:
     paused given back (see the module docstring on kafka-python 3.0.12)."""
     consumer.resume(*partitions)
     fetcher = getattr(consumer, "_fetcher", None)
+    parked = getattr(fetcher, "_paused_partition_records", None)
+    if isinstance(parked, dict):
+        # The client restores one parked partition per call, and only into an empty slot:
+        # with several partitions resumed at once the others stayed parked, unfetched, for
+        # good. Dropped instead: the partition's position never passed them, so they are
+        # fetched again from there.
+        for tp in partitions:
+            records = parked.pop(tp, None)
+            if records is not None:
+                records.drain()
     in_line = getattr(fetcher, "_next_partition_records", None)
     if in_line is not None and not in_line:
         # Exhausted: the client itself treats it as nothing in line, but restores parked

@@ -259,3 +259,35 @@ def test_a_partition_paused_in_the_middle_of_a_fetch_is_read_on_after_resume(
     while len(got) < 218 and time.monotonic() < deadline:
         got += consumer.poll(timeout_ms=500).get(tp, [])
     assert [r.offset for r in got] == list(range(218))
+
+
+def test_partitions_paused_in_the_middle_of_fetches_and_resumed_together_are_read_on(
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Any],
+    consumer_factory: Callable[..., Any],
+) -> None:
+    """On the real broker: three partitions, each paused with records of a fetch not yet
+    returned, resumed at once (kafka-python 3.0.12 gives one partition's parked records back
+    and never fetches the others again)."""
+    events = topic_factory(3, prefix="events")
+    producer = producer_factory()
+    for partition in range(3):
+        for i in range(200):
+            producer.send(events, partition=partition, value=orjson.dumps({"t": i}))
+    producer.flush()
+    consumer = consumer_factory(events, max_poll_records=10, group_id=f"g-{time.time_ns()}")
+    tps = [TopicPartition(events, p) for p in range(3)]
+    got: dict[TopicPartition, list[int]] = {tp: [] for tp in tps}
+    deadline = time.monotonic() + 60
+    while not all(got.values()) and time.monotonic() < deadline:
+        for tp, batch in consumer.poll(timeout_ms=500).items():
+            got[tp] += [r.offset for r in batch]
+            consumer.pause(tp)  # in the middle of its fetch: the rest is parked
+    assert all(got.values()), got
+    for _ in range(3):
+        assert not consumer.poll(timeout_ms=300)
+    resume(consumer, *tps)
+    while sum(map(len, got.values())) < 600 and time.monotonic() < deadline:
+        for tp, batch in consumer.poll(timeout_ms=500).items():
+            got[tp] += [r.offset for r in batch]
+    assert got == {tp: list(range(200)) for tp in tps}
