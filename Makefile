@@ -12,6 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 PYTEST_ARGS ?=
+TEST_JOBS ?= 2
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -33,8 +34,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the end-to-end demo (broker, training, live stream, alerts)
 	$(BIN)/stream-detector demo $(DEMO_ARGS)
 
-test: $(STAMP)  ## run the whole test suite
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: $(STAMP)  ## run the whole test suite (in TEST_JOBS=2 worker processes; TEST_JOBS=0: in one)
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff lint, ruff format check, mypy
 	$(BIN)/ruff check .

@@ -14,7 +14,9 @@ Every test that uses ``broker`` (directly or through a factory) is marked ``inte
 Two brokers: every integration test runs on the embedded Tansu broker; the tests of delivery
 (publishing, transactions, rebalances, the fault harness, the service end to end: the paths in
 ``APACHE_PATHS``) run on Apache Kafka as well, as ``test_x[apache]`` beside ``test_x[tansu]``.
-``--broker tansu`` or ``--broker apache`` runs one kind only. Without Java 17+ (or Maven before
+``--broker tansu`` or ``--broker apache`` runs one kind only. Under pytest-xdist (``make test``
+runs two worker processes with ``--dist loadgroup``) each worker starts its own Tansu broker and
+Redis; the Apache Kafka variants all go to one worker, so one JVM serves them. Without Java 17+ (or Maven before
 the jars are cached) the Apache Kafka variants are left out with one line saying why; with ``CI``
 set in the environment they fail instead.
 Redis (the feature state store) is Debian's ``redis-server``, started by the session fixture
@@ -79,6 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "broker_kinds(*kinds): the only broker kinds an integration test runs on"
     )
+    config.addinivalue_line(  # pytest-xdist's own, declared for runs without it (-p no:xdist)
+        "markers", "xdist_group(name): tests that pytest-xdist runs in one worker process"
+    )
 
 
 def _runs_on_apache(path: Path) -> bool:
@@ -107,10 +112,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("broker_kind", kinds, indirect=True, scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+        if _broker_kind(item) == "apache":  # one worker runs them all: one JVM, not one each
+            item.add_marker(pytest.mark.xdist_group("apache"))
     on_apache = [item for item in items if _broker_kind(item) == "apache"]
     if not on_apache or os.environ.get("CI"):
         return  # in CI a missing Java or Maven fails the Apache Kafka tests (broker_kind)
@@ -125,6 +133,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     line = config.stash.get(_APACHE_SKIPPED, None)
+    distributed = getattr(config.option, "dist", "no") != "no" and not hasattr(
+        config, "workerinput"
+    )
+    if line is None and distributed and config.getoption("--broker") != "tansu":
+        # Under pytest-xdist the workers collect, and their stash stays with them.
+        from stream_detector.devbroker import apache_kafka_unavailable
+
+        reason = None if os.environ.get("CI") else apache_kafka_unavailable()
+        if reason is not None:
+            line = f"the Apache Kafka tests were not run: {reason}"
     if line is not None:
         terminalreporter.write_line(f"SKIPPED {line}", yellow=True)
 

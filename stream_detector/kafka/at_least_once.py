@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -154,10 +154,11 @@ class AtLeastOnceDelivery(Delivery):
         while True:
             try:
                 consumer.commit(dict(offsets), timeout_ms=_COMMIT_TIMEOUT_MS)
-            except CommitFailedError as exc:
-                # The group rebalanced or evicted us while the batch was in flight: the
-                # partitions' owner replays from the last commit (outputs are keyed, alerts
-                # deduplicated).
+            except (CommitFailedError, RebalanceInProgressError) as exc:
+                # The group rebalanced or evicted us while the batch was in flight, or a
+                # rebalance began in the last poll: only a poll can finish it, so retrying here
+                # would wait forever. The partitions' owner replays from the last commit
+                # (outputs are keyed, alerts deduplicated).
                 log.warning("commit refused by the group; the batch will be replayed error=%s", exc)
                 return False
             except KafkaError as exc:
