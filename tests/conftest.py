@@ -16,9 +16,9 @@ Two brokers: every integration test runs on the embedded Tansu broker; the tests
 ``APACHE_PATHS``) run on Apache Kafka as well, as ``test_x[apache]`` beside ``test_x[tansu]``.
 ``--broker tansu`` or ``--broker apache`` runs one kind only. Under pytest-xdist (``make test``
 runs two worker processes with ``--dist loadgroup``) each worker starts its own Tansu broker and
-Redis; the Apache Kafka variants all go to one worker, so one JVM serves them. Without Java 17+ (or Maven before
-the jars are cached) the Apache Kafka variants are left out with one line saying why; with ``CI``
-set in the environment they fail instead.
+Redis; the Apache Kafka variants all go to one worker, so one JVM serves them. Without Java 17+
+(or Maven before the jars are cached) the Apache Kafka variants are left out with one line
+saying why; with ``CI`` set in the environment they fail instead.
 Redis (the feature state store) is Debian's ``redis-server``, started by the session fixture
 ``redis_server`` on a free port without persistence; ``redis_factory(appendonly=True)`` starts
 one of a test's own, with AOF, that the test can stop and restart on the same port and data.
@@ -114,12 +114,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_apache: list[pytest.Item] = []
     for item in items:
         if "broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
         if _broker_kind(item) == "apache":  # one worker runs them all: one JVM, not one each
             item.add_marker(pytest.mark.xdist_group("apache"))
-    on_apache = [item for item in items if _broker_kind(item) == "apache"]
+            on_apache.append(item)
     if not on_apache or os.environ.get("CI"):
         return  # in CI a missing Java or Maven fails the Apache Kafka tests (broker_kind)
     from stream_detector.devbroker import apache_kafka_unavailable
