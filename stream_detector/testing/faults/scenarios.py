@@ -406,7 +406,8 @@ def run_outage_scenario(
     ``kind`` is the development broker's (``tansu`` or ``apache``). The new broker is empty, so the new one gets the topics again and the events
     the old one had not seen through: everything the old broker acknowledged is read out
     before it stops (``serve`` is frozen with SIGSTOP meanwhile, so nothing it acknowledges
-    goes unseen, then thawed for the outage). At the end the second broker is stopped for
+    goes unseen, then thawed for the outage, which lasts ``outage_s`` or, until ``/readyz`` has
+    answered 503, up to half of ``give_up_after_s``). At the end the second broker is stopped for
     good: ``serve`` must give up after ``give_up_after_s`` with exit code 2 and one line.
     """
     from stream_detector.devbroker import free_port, make_broker
@@ -443,12 +444,22 @@ def run_outage_scenario(
         first.stop(timeout=0.2)  # the process dies (SIGKILL after 0.2 s): no graceful close
         proc.signal(signal.SIGCONT)
         log(f"broker stopped accounted={len(collectors[0].accounted(sent))}/{len(sent)}")
+        # The outage lasts ``outage_s``, and longer (up to half the give-up window) until
+        # /readyz has answered 503: on a loaded machine the thawed process may take a while to
+        # notice that its connections are gone.
         statuses = []
-        deadline = time.monotonic() + outage_s
-        while time.monotonic() < deadline:
-            statuses.append(proc.get("/readyz", timeout=1))
+        down_at = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - down_at
+            if elapsed >= outage_s and (503 in statuses or elapsed >= give_up_after_s / 2):
+                break
+            status = proc.get("/readyz", timeout=1)
+            if status == 503 and 503 not in statuses:
+                notes["not_ready_after_s"] = round(time.monotonic() - down_at, 2)
+            statuses.append(status)
             time.sleep(0.25)
         notes["ready_during"] = sorted(set(statuses))
+        notes["outage_s"] = round(time.monotonic() - down_at, 2)
         second = make_broker(kind, port=port).start()
         topics.create(second)
         done = collectors[0].accounted(sent)
