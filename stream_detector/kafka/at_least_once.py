@@ -2,9 +2,10 @@
 
 The default guarantee (``processing_guarantee: at_least_once``). A batch's offsets are
 committed only once each of its decisions, alerts and dead letters is acknowledged by the
-broker; a crash in between replays the batch. Its decisions may then repeat (keyed by
-``event_id``); its alerts do not: every alert sent is remembered, and partitions new to this
-instance first get the latest alerts read back (:mod:`stream_detector.kafka.dedupe`).
+broker; a crash in between replays the batch (and the one before it, if its commit was still
+on its way). Its decisions may then repeat (keyed by ``event_id``); its alerts do not: every
+alert sent is remembered, and partitions new to this instance first get the latest alerts
+read back (:mod:`stream_detector.kafka.dedupe`).
 
 One batch in flight
 -------------------

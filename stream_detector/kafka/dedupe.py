@@ -11,10 +11,11 @@ bounded least-recently-alerted store, and the service drops an alert whose id it
 - when partitions are assigned to an instance (at start, after a restart, when a rebalance
   moves them from a crashed instance), :func:`read_back_alert_ids` reads the keys of the
   latest ``readback_records`` records of every alerts partition, before any record of the new
-  partitions is decided. The replayed tail is at most one uncommitted batch per partition,
-  published moments before the crash, so a tail a few times larger than what all instances
-  alert in a session timeout is enough; the read-back is timed
-  (``stream_detector_dedupe_readback_seconds``) and ``benchmarks/faults.py`` prints its cost.
+  partitions is decided. The replayed tail is at most two uncommitted batches (the batch in
+  flight and the one whose commit was on its way), published moments before the crash, so a
+  tail a few times larger than what all instances alert in a session timeout is enough; the
+  read-back is timed (``stream_detector_dedupe_readback_seconds``) and
+  ``benchmarks/faults.py`` prints its cost.
 
 Examples
 --------
