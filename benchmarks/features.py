@@ -4,19 +4,22 @@ Offline: about a million simulated card transactions (``--events``), the feature
 card set computed by :class:`~stream_detector.features.FeatureEngine` in one call and by a
 plain pandas/numpy implementation of the same features written here (grouped time-based
 rolling windows; the delayed fraud counts with cumulative sums and binary searches). Printed:
-time ratio, peak memory ratio (tracemalloc), and the largest absolute difference per feature.
+time ratio, peak memory ratio (tracemalloc), and the largest absolute difference per feature;
+then, on sampled events, our window statistics against exact rational arithmetic (the
+pandas sums and the one-pass standard deviation are themselves rounded differently).
 
 Online: the stream's last days in batches of ``--batch`` events after the earlier days were
 loaded into the store, on the memory store and on a Redis store (a ``redis-server`` started
 here on a free port, no persistence): microseconds per event, store round trips and their
 latency, and Redis bytes per entity (``MEMORY USAGE``) and per event held (``INFO memory``).
 
-Run: ``python benchmarks/features.py [--events 1000000] [--batch 500]``.
+Run: ``python benchmarks/features.py [--events 1000000] [--batch 500] [--exact-rows 20000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import shutil
 import socket
 import subprocess
@@ -24,6 +27,8 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -141,6 +146,65 @@ def plain_pandas(events: dict[str, Any]) -> np.ndarray:
     return out[list(SPEC.names)].to_numpy(dtype=np.float64)
 
 
+def exact(events: dict[str, Any], got: np.ndarray, n_rows: int) -> None:
+    """Our customer window statistics against exact rational arithmetic, on sampled rows.
+
+    For each sampled event and window, the amounts in the window (the customer's others in
+    ``[t - w, t)`` and the event itself) are summed as exact fractions of their binary values;
+    the mean, variance and ratio are exact rationals, the standard deviation and z-score are
+    taken to 400 digits (enough to hold a tie between two floats exactly); each is then rounded
+    to the nearest float64. Printed per feature: how many rows differ from that correctly
+    rounded value, and by how many units in the last place.
+    """
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(got), size=min(n_rows, len(got)), replace=False))
+    customer = events["customer_id"]
+    order = np.lexsort((events["timestamp"], customer))
+    cust_sorted = customer[order]
+    ts_sorted = events["timestamp"][order]
+    names = list(SPEC.names)
+    decimal.getcontext().prec = 400
+    wrong: dict[str, list[float]] = {}
+    for i in rows:
+        first = np.searchsorted(cust_sorted, customer[i], side="left")
+        last = np.searchsorted(cust_sorted, customer[i], side="right")
+        times = ts_sorted[first:last]
+        t = events["timestamp"][i]
+        x = Fraction(float(events["amount"][i]))
+        for w in WINDOWS:
+            lo = first + np.searchsorted(times, t - duration_ms(w), side="left")
+            hi = first + np.searchsorted(times, t, side="left")
+            values = [Fraction(float(v)) for v in events["amount"][order[lo:hi]]] + [x]
+            n = len(values)
+            mean = sum(values) / n
+            var = sum((v - mean) ** 2 for v in values) / n
+            std = (Decimal(var.numerator) / Decimal(var.denominator)).sqrt()
+            dev = Decimal(x.numerator) / Decimal(x.denominator) - (
+                Decimal(mean.numerator) / Decimal(mean.denominator)
+            )
+            truth = {
+                "count": float(n),
+                "sum": float(sum(values)),
+                "mean": float(mean),
+                "std": float(std),
+                "ratio": float(x / mean) if mean != 0 else 0.0,
+                "zscore": float(dev / std) if std > 0 else 0.0,
+            }
+            for stat, value in truth.items():
+                name = f"customer_id.amount.{stat}.{w}"
+                if name not in names:
+                    continue
+                ours_value = got[i, names.index(name)]
+                ulp = abs(ours_value - value) / np.spacing(abs(value))
+                wrong.setdefault(name, [])
+                if ours_value != value:
+                    wrong[name].append(ulp)
+    print(f"  exact arithmetic on {len(rows):,} sampled events: rows not correctly rounded")
+    for name, ulps in wrong.items():
+        worst = f", at most {max(ulps):.0f} ulp" if ulps else ""
+        print(f"    {name:40s} {len(ulps)}{worst}")
+
+
 def measure(function: Callable[[], np.ndarray]) -> tuple[float, int, np.ndarray]:
     start = time.perf_counter()
     result = function()
@@ -152,7 +216,7 @@ def measure(function: Callable[[], np.ndarray]) -> tuple[float, int, np.ndarray]
     return seconds, peak, result
 
 
-def offline(n_events: int) -> dict[str, Any]:
+def offline(n_events: int, n_exact: int = 20_000) -> dict[str, Any]:
     events = simulate(n_events)
     FeatureEngine(SPEC, MemoryStore()).transform({k: v[:10] for k, v in events.items()})
     our_s, our_peak, got = measure(lambda: ours(events))
@@ -169,6 +233,7 @@ def offline(n_events: int) -> dict[str, Any]:
     print(f"  max |difference| {diff.max():.3g} ({SPEC.names[worst]}); per feature:")
     for name, value in zip(SPEC.names, diff.max(axis=0), strict=True):
         print(f"    {name:40s} {value:.3g}")
+    exact(events, got, n_exact)
     return events
 
 
@@ -287,9 +352,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--online-events", type=int, default=300_000)
     parser.add_argument("--skip-offline", action="store_true")
+    parser.add_argument(
+        "--exact-rows", type=int, default=20_000, help="events checked in exact arithmetic"
+    )
     args = parser.parse_args()
     if not args.skip_offline:
-        offline(args.events)
+        offline(args.events, args.exact_rows)
     events = simulate(args.online_events)
     print(f"online: batches of {args.batch} after {len(events['event_id']):,} events loaded")
     parse = parsing(events, args.batch, args.batches)

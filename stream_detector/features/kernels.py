@@ -5,7 +5,9 @@ laid out per entity, sorted by ``(timestamp, sequence)``. :func:`assemble` build
 :func:`lateness` finds the events too far behind their entity's latest, :func:`windows`
 computes each event's window features. Sums run over a window's rows in that order, from
 scratch for every event, so one call over a whole history and many calls over its batches give
-the same bits.
+the same bits; they run in double-double arithmetic (each addition's and product's rounding
+error kept beside it), so the sum, mean, standard deviation, ratio and z-score of a window are
+the exact values rounded to the nearest float once.
 
 Slot columns (``cols``) index the output matrix, ``-1`` when a feature is not asked for, in
 the order of :data:`SLOT_FIELDS`.
@@ -208,6 +210,46 @@ def _lateness(
                     running[gid[i, g]] = ts[i]
 
 
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """``a * b`` and its rounding error, exactly (Dekker's product with Veltkamp's split)."""
+    p = a * b
+    c = 134217729.0 * a
+    a_hi = c - (c - a)
+    a_lo = a - a_hi
+    c = 134217729.0 * b
+    b_hi = c - (c - b)
+    b_lo = b - b_hi
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _fast_two_sum(a: float, b: float) -> tuple[float, float]:
+    """``a + b`` and its rounding error, exactly, for ``|a| >= |b|``."""
+    total = a + b
+    return total, b - (total - a)
+
+
+def _divide(hi: float, lo: float, d_hi: float, d_lo: float = 0.0) -> tuple[float, float]:
+    """``(hi + lo) / (d_hi + d_lo)`` in double-double arithmetic."""
+    q = hi / d_hi
+    prod, prod_err = _two_product(q, d_hi)
+    rest = (((hi - prod) - prod_err) + lo - q * d_lo) / d_hi
+    return _fast_two_sum(q, rest)
+
+
+def _add_square(hi: float, lo: float, x: float, mean: float, mean_lo: float) -> tuple[float, float]:
+    """``(hi, lo) + (x - (mean + mean_lo))^2`` in double-double arithmetic."""
+    dev = x - mean
+    back = dev - x
+    dev_err = ((x - (dev - back)) + (-mean - back)) - mean_lo  # x - mean = dev + dev_err
+    sq, sq_err = _two_product(dev, dev)
+    step = hi + sq
+    if abs(hi) >= abs(sq):
+        lo += (hi - step) + sq
+    else:
+        lo += (sq - step) + hi
+    return step, lo + (sq_err + 2.0 * dev * dev_err)
+
+
 def _windows(
     b_ent: Any,
     qrow: Any,
@@ -263,6 +305,7 @@ def _windows(
                 scratch = np.empty(2 * (j1 - j0 + 1), np.uint64)
             count = 0
             total = 0.0
+            carry = 0.0  # the sum's rounding errors (Neumaier): total + carry is the sum
             low = np.inf
             high = -np.inf
             frauds = 0
@@ -274,7 +317,12 @@ def _windows(
                         frauds += 1
                     if fi >= 0:
                         x = vals[j, fi]
-                        total += x
+                        step = total + x
+                        if abs(total) >= abs(x):
+                            carry += (total - step) + x
+                        else:
+                            carry += (x - step) + total
+                        total = step
                         low = min(low, x)
                         high = max(high, x)
                     if di >= 0:
@@ -284,26 +332,43 @@ def _windows(
                 count += 1
                 if fi >= 0:
                     x = vals[r, fi]
-                    total += x
+                    step = total + x
+                    if abs(total) >= abs(x):
+                        carry += (total - step) + x
+                    else:
+                        carry += (x - step) + total
+                    total = step
                     low = min(low, x)
                     high = max(high, x)
                 if di >= 0:
                     scratch[n_distinct] = dvals[r, di]
                     n_distinct += 1
-            mean = total / count if count > 0 else 0.0
+            # The statistics in double-double arithmetic (a value and its rounding error),
+            # rounded once at the end: the sum, mean, variance, standard deviation, ratio and
+            # z-score are the exact ones' nearest floats (the variance but for a term of the
+            # second order in the mean's own rounding), whatever the batch or row order.
+            mean = 0.0
+            mean_lo = 0.0
+            if count > 0:
+                mean, mean_lo = _divide(total, carry, float(count))
+            total += carry
             c_std = cols[k, 3]
             c_z = cols[k, 7]
             std = 0.0
+            std_lo = 0.0
             if (c_std >= 0 or c_z >= 0) and count > 0:
-                squares = 0.0
-                for j in range(j0, j1):
-                    if valid[j] and seq[j] < s:
-                        dev = vals[j, fi] - mean
-                        squares += dev * dev
-                if d == 0:
-                    dev = vals[r, fi] - mean
-                    squares += dev * dev
-                std = np.sqrt(squares / count)
+                sq_hi = 0.0
+                sq_lo = 0.0
+                for j in range(j0, j1 + (1 if d == 0 else 0)):
+                    jj = j if j < j1 else r
+                    if jj == r or (valid[j] and seq[j] < s):
+                        sq_hi, sq_lo = _add_square(sq_hi, sq_lo, vals[jj, fi], mean, mean_lo)
+                var, var_lo = _divide(sq_hi, sq_lo, float(count))
+                if var > 0.0:
+                    std = np.sqrt(var)
+                    prod, prod_err = _two_product(std, std)
+                    std_lo = (((var - prod) - prod_err) + var_lo) / (2.0 * std)
+                    std, std_lo = _fast_two_sum(std, std_lo)
             c = cols[k, 0]
             if c >= 0:
                 out[i, c] = count
@@ -323,9 +388,12 @@ def _windows(
                 out[i, c] = high if count > 0 else 0.0
             c = cols[k, 6]
             if c >= 0:
-                out[i, c] = vals[r, fi] / mean if mean != 0.0 else 0.0
+                out[i, c] = _divide(vals[r, fi], 0.0, mean, mean_lo)[0] if mean != 0.0 else 0.0
             if c_z >= 0:
-                out[i, c_z] = (vals[r, fi] - mean) / std if std > 0.0 else 0.0
+                dev = vals[r, fi] - mean
+                back = dev - vals[r, fi]
+                dev_lo = ((vals[r, fi] - (dev - back)) + (-mean - back)) - mean_lo
+                out[i, c_z] = _divide(dev, dev_lo, std, std_lo)[0] if std > 0.0 else 0.0
             c = cols[k, 8]
             if c >= 0:  # sort (insertion sort: few rows, no allocation) and count
                 if n_distinct > 32:
@@ -371,8 +439,18 @@ def compiled(name: str) -> Callable[..., None]:
     """The kernel ``name`` (``assemble``, ``lateness``, ``windows``), compiled once per process."""
     import numba  # imported here: loading numba costs time the commands without windows skip
 
+    _compile_helpers(numba)
     function: Any = {"assemble": _assemble, "lateness": _lateness, "windows": _windows}[name]
     return _jit(numba, function)
+
+
+@functools.cache
+def _compile_helpers(numba: Any) -> None:
+    """Put compiled versions of the kernels' helpers in their names' place in this module:
+    numba resolves a kernel's calls through these globals when it compiles the kernel."""
+    # in the order they call each other: a helper's callees are compiled before it
+    for helper in ("_two_product", "_fast_two_sum", "_divide", "_add_square"):
+        globals()[helper] = _jit(numba, globals()[helper])
 
 
 def _jit(numba: Any, function: Any) -> Any:

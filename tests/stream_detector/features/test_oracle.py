@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from decimal import Context, Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -44,8 +46,18 @@ CARD = {
 }
 
 
+EXACT = Context(prec=400)
+
+
+def _decimal(value: Fraction | int) -> Decimal:
+    value = Fraction(value)
+    return EXACT.divide(Decimal(value.numerator), Decimal(value.denominator))
+
+
 def oracle(spec: FeatureSpec, events: list[dict[str, Any]], known: dict[str, int]) -> np.ndarray:
-    """Event by event in arrival order, from the window convention's words."""
+    """Event by event in arrival order, from the window convention's words, in exact
+    arithmetic: sums, means, variances and ratios as fractions of the values' binary
+    expansions, square roots and z-scores to 400 digits (enough to hold a tie between two floats exactly); each rounded to float64 once."""
     held: dict[tuple[str, str], list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
     out = []
     for seq, event in enumerate(events):
@@ -62,16 +74,12 @@ def oracle(spec: FeatureSpec, events: list[dict[str, Any]], known: dict[str, int
                 start, end = t - d - duration_ms(w), t - d
                 inside = sorted((r for r in history if start <= r[0] < end), key=lambda r: r[:2])
                 rows = [r[2] for r in inside] + ([event] if d == 0 else [])
-                xs = [r[entry.field] for r in rows] if entry.field else []
+                xs = [Fraction(r[entry.field]) for r in rows] if entry.field else []
                 count = len(rows)
-                total = 0.0
-                for x in xs:
-                    total += x
-                mean = total / count if count else 0.0
-                squares = 0.0
-                for x in xs:
-                    squares += (x - mean) * (x - mean)
-                std = math.sqrt(squares / count) if count else 0.0
+                total = sum(xs, Fraction(0))
+                mean = total / count if count else Fraction(0)
+                var = sum(((x - mean) ** 2 for x in xs), Fraction(0)) / count if count else 0
+                std = EXACT.sqrt(_decimal(var))
                 stats = {
                     "count": count,
                     "sum": total,
@@ -80,13 +88,15 @@ def oracle(spec: FeatureSpec, events: list[dict[str, Any]], known: dict[str, int
                     "min": min(xs) if xs else 0.0,
                     "max": max(xs) if xs else 0.0,
                 }
-                row += [stats[s] for s in entry.stats]
-                x = event[entry.field] if entry.field else 0.0
+                row += [float(stats[s]) for s in entry.stats]
+                x = Fraction(event[entry.field]) if entry.field else Fraction(0)
                 relative = {
                     "ratio": x / mean if mean != 0 else 0.0,
-                    "zscore": (x - mean) / std if std > 0 else 0.0,
+                    "zscore": EXACT.divide(EXACT.subtract(_decimal(x), _decimal(mean)), std)
+                    if std > 0
+                    else 0.0,
                 }
-                row += [relative[r] for r in entry.relative]
+                row += [float(relative[r]) for r in entry.relative]
                 if entry.distinct:
                     row.append(len({r[entry.distinct] for r in rows}))
                 frauds = sum(1 for r in rows if known.get(r["event_id"], math.inf) <= t)
@@ -170,7 +180,7 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, int], list
             "timestamp": draw(st.integers(min_value=0, max_value=36)) * 600_000,
             "customer_id": draw(st.sampled_from(["c1", "c2", "c3"])),
             "terminal_id": draw(st.sampled_from(["t1", "t2"])),
-            "amount": draw(st.sampled_from([0.0, 0.1, 1.5, 7.25, 100.0, 1e6])),
+            "amount": draw(st.sampled_from([0.0, 0.1, 1 / 3, 1.5, 7.25, 100.0, 12_345.678, 1e6])),
         }
         for i in range(n)
     ]
@@ -193,7 +203,7 @@ def test_random_streams_in_any_batches_equal_one_call_and_the_oracle(
     one = FeatureEngine(spec, MemoryStore()).transform_batch(
         columns(events), labels=labels_of(events, known)
     )
-    np.testing.assert_allclose(one.values, oracle(spec, events, known), rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(one.values, oracle(spec, events, known))
     engine = FeatureEngine(spec, MemoryStore())
     values, late = [], []
     for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True):
