@@ -191,10 +191,12 @@ def threshold_plot(
 
 
 def reliability_plot(
-    path: Path, curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]]
+    path: Path,
+    curves: Sequence[tuple[str, npt.NDArray[np.int64], Array]],
+    title: str = "Reliability",
 ) -> None:
     """Mean score against observed fraud rate in equal-mass bins, log-log, with the diagonal."""
-    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+    fig = Figure(figsize=(10.0, 5.6), layout="constrained")
     ax = fig.add_subplot()
     low = 1.0
     markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -231,6 +233,6 @@ def reliability_plot(
         xlim=(low, 1.0),
         ylim=(low, 1.0),
     )
-    ax.set_title("Reliability (hollow: no fraud in the bin)")
+    ax.set_title(f"{title}\n(hollow: no fraud in the bin)")
     ax.legend(**_LEGEND)
     _save(fig, path)

@@ -149,7 +149,7 @@ def write_compare_report(
     threshold_plot(
         out / "threshold_curves.png", [(w.candidate.name, y, w.scores[mask])], w.metrics.threshold
     )
-    reliability_plot(out / "reliability.png", curves[:4])
+    reliability_plot(out / "reliability.png", curves[:4], "Reliability before calibration")
     lines = [
         f"# {title}",
         "",
@@ -190,7 +190,9 @@ def write_compare_report(
         "precision-recall plot is that positive rate: the precision of flagging at random. "
         "Brier and ECE (expected calibration error over 10 bins of equal row count) measure "
         "how far the scores are from the observed fraud rate; an anomaly scorer's scores are "
-        "not probabilities.",
+        "not probabilities. These are the candidates' scores before calibration: `train` "
+        "calibrates the winner on its out-of-fold scores (the bundle's manifest records the "
+        "calibration error before and after, and `evaluate` plots the calibrated scores).",
         "",
         f"![precision-recall curves of the top {len(curves)}](pr_curves.png)",
         "",
