@@ -236,18 +236,24 @@ def _divide(hi: float, lo: float, d_hi: float, d_lo: float = 0.0) -> tuple[float
     return _fast_two_sum(q, rest)
 
 
+def _add(hi: float, lo: float, x: float) -> tuple[float, float]:
+    """``hi + x``, its rounding error added to ``lo`` (a step of Neumaier's summation)."""
+    step = hi + x
+    if abs(hi) >= abs(x):
+        lo += (hi - step) + x
+    else:
+        lo += (x - step) + hi
+    return step, lo
+
+
 def _add_square(hi: float, lo: float, x: float, mean: float, mean_lo: float) -> tuple[float, float]:
     """``(hi, lo) + (x - (mean + mean_lo))^2`` in double-double arithmetic."""
     dev = x - mean
     back = dev - x
     dev_err = ((x - (dev - back)) + (-mean - back)) - mean_lo  # x - mean = dev + dev_err
     sq, sq_err = _two_product(dev, dev)
-    step = hi + sq
-    if abs(hi) >= abs(sq):
-        lo += (hi - step) + sq
-    else:
-        lo += (sq - step) + hi
-    return step, lo + (sq_err + 2.0 * dev * dev_err)
+    hi, lo = _add(hi, lo, sq)
+    return hi, lo + (sq_err + 2.0 * dev * dev_err)
 
 
 def _windows(
@@ -317,12 +323,7 @@ def _windows(
                         frauds += 1
                     if fi >= 0:
                         x = vals[j, fi]
-                        step = total + x
-                        if abs(total) >= abs(x):
-                            carry += (total - step) + x
-                        else:
-                            carry += (x - step) + total
-                        total = step
+                        total, carry = _add(total, carry, x)
                         low = min(low, x)
                         high = max(high, x)
                     if di >= 0:
@@ -332,12 +333,7 @@ def _windows(
                 count += 1
                 if fi >= 0:
                     x = vals[r, fi]
-                    step = total + x
-                    if abs(total) >= abs(x):
-                        carry += (total - step) + x
-                    else:
-                        carry += (x - step) + total
-                    total = step
+                    total, carry = _add(total, carry, x)
                     low = min(low, x)
                     high = max(high, x)
                 if di >= 0:
@@ -449,7 +445,7 @@ def _compile_helpers(numba: Any) -> None:
     """Put compiled versions of the kernels' helpers in their names' place in this module:
     numba resolves a kernel's calls through these globals when it compiles the kernel."""
     # in the order they call each other: a helper's callees are compiled before it
-    for helper in ("_two_product", "_fast_two_sum", "_divide", "_add_square"):
+    for helper in ("_two_product", "_fast_two_sum", "_divide", "_add", "_add_square"):
         globals()[helper] = _jit(numba, globals()[helper])
 
 
