@@ -163,7 +163,11 @@ def exact(events: dict[str, Any], got: np.ndarray, n_rows: int) -> None:
     cust_sorted = customer[order]
     ts_sorted = events["timestamp"][order]
     names = list(SPEC.names)
-    decimal.getcontext().prec = 400
+    digits = decimal.Context(prec=400)
+
+    def to_decimal(value: Fraction) -> Decimal:
+        return digits.divide(Decimal(value.numerator), Decimal(value.denominator))
+
     wrong: dict[str, list[float]] = {}
     for i in rows:
         first = np.searchsorted(cust_sorted, customer[i], side="left")
@@ -176,29 +180,27 @@ def exact(events: dict[str, Any], got: np.ndarray, n_rows: int) -> None:
             hi = first + np.searchsorted(times, t, side="left")
             values = [Fraction(float(v)) for v in events["amount"][order[lo:hi]]] + [x]
             n = len(values)
-            mean = sum(values) / n
+            total = sum(values, Fraction(0))
+            mean = total / n
             var = sum((v - mean) ** 2 for v in values) / n
-            std = (Decimal(var.numerator) / Decimal(var.denominator)).sqrt()
-            dev = Decimal(x.numerator) / Decimal(x.denominator) - (
-                Decimal(mean.numerator) / Decimal(mean.denominator)
-            )
+            std = digits.sqrt(to_decimal(var))
+            dev = digits.subtract(to_decimal(x), to_decimal(mean))
             truth = {
                 "count": float(n),
-                "sum": float(sum(values)),
+                "sum": float(total),
                 "mean": float(mean),
                 "std": float(std),
                 "ratio": float(x / mean) if mean != 0 else 0.0,
-                "zscore": float(dev / std) if std > 0 else 0.0,
+                "zscore": float(digits.divide(dev, std)) if std > 0 else 0.0,
             }
             for stat, value in truth.items():
                 name = f"customer_id.amount.{stat}.{w}"
                 if name not in names:
                     continue
                 ours_value = got[i, names.index(name)]
-                ulp = abs(ours_value - value) / np.spacing(abs(value))
                 wrong.setdefault(name, [])
                 if ours_value != value:
-                    wrong[name].append(ulp)
+                    wrong[name].append(abs(ours_value - value) / np.spacing(abs(value)))
     print(f"  exact arithmetic on {len(rows):,} sampled events: rows not correctly rounded")
     for name, ulps in wrong.items():
         worst = f", at most {max(ulps):.0f} ulp" if ulps else ""

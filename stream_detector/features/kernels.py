@@ -246,14 +246,19 @@ def _add(hi: float, lo: float, x: float) -> tuple[float, float]:
     return step, lo
 
 
-def _add_square(hi: float, lo: float, x: float, mean: float, mean_lo: float) -> tuple[float, float]:
-    """``(hi, lo) + (x - (mean + mean_lo))^2`` in double-double arithmetic."""
+def _deviation(x: float, mean: float, mean_lo: float) -> tuple[float, float]:
+    """``x - (mean + mean_lo)`` in double-double arithmetic (Knuth's two-sum for ``x - mean``)."""
     dev = x - mean
     back = dev - x
-    dev_err = ((x - (dev - back)) + (-mean - back)) - mean_lo  # x - mean = dev + dev_err
+    return dev, ((x - (dev - back)) + (-mean - back)) - mean_lo
+
+
+def _add_square(hi: float, lo: float, x: float, mean: float, mean_lo: float) -> tuple[float, float]:
+    """``(hi, lo) + (x - (mean + mean_lo))^2`` in double-double arithmetic."""
+    dev, dev_lo = _deviation(x, mean, mean_lo)
     sq, sq_err = _two_product(dev, dev)
     hi, lo = _add(hi, lo, sq)
-    return hi, lo + (sq_err + 2.0 * dev * dev_err)
+    return hi, lo + (sq_err + 2.0 * dev * dev_lo)
 
 
 def _windows(
@@ -355,10 +360,11 @@ def _windows(
             if (c_std >= 0 or c_z >= 0) and count > 0:
                 sq_hi = 0.0
                 sq_lo = 0.0
-                for j in range(j0, j1 + (1 if d == 0 else 0)):
-                    jj = j if j < j1 else r
-                    if jj == r or (valid[j] and seq[j] < s):
-                        sq_hi, sq_lo = _add_square(sq_hi, sq_lo, vals[jj, fi], mean, mean_lo)
+                for j in range(j0, j1):
+                    if valid[j] and seq[j] < s:
+                        sq_hi, sq_lo = _add_square(sq_hi, sq_lo, vals[j, fi], mean, mean_lo)
+                if d == 0:
+                    sq_hi, sq_lo = _add_square(sq_hi, sq_lo, vals[r, fi], mean, mean_lo)
                 var, var_lo = _divide(sq_hi, sq_lo, float(count))
                 if var > 0.0:
                     std = np.sqrt(var)
@@ -386,9 +392,7 @@ def _windows(
             if c >= 0:
                 out[i, c] = _divide(vals[r, fi], 0.0, mean, mean_lo)[0] if mean != 0.0 else 0.0
             if c_z >= 0:
-                dev = vals[r, fi] - mean
-                back = dev - vals[r, fi]
-                dev_lo = ((vals[r, fi] - (dev - back)) + (-mean - back)) - mean_lo
+                dev, dev_lo = _deviation(vals[r, fi], mean, mean_lo)
                 out[i, c_z] = _divide(dev, dev_lo, std, std_lo)[0] if std > 0.0 else 0.0
             c = cols[k, 8]
             if c >= 0:  # sort (insertion sort: few rows, no allocation) and count
@@ -445,7 +449,7 @@ def _compile_helpers(numba: Any) -> None:
     """Put compiled versions of the kernels' helpers in their names' place in this module:
     numba resolves a kernel's calls through these globals when it compiles the kernel."""
     # in the order they call each other: a helper's callees are compiled before it
-    for helper in ("_two_product", "_fast_two_sum", "_divide", "_add", "_add_square"):
+    for helper in ("_two_product", "_fast_two_sum", "_divide", "_add", "_deviation", "_add_square"):
         globals()[helper] = _jit(numba, globals()[helper])
 
 

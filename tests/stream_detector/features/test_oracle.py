@@ -57,7 +57,8 @@ def _decimal(value: Fraction | int) -> Decimal:
 def oracle(spec: FeatureSpec, events: list[dict[str, Any]], known: dict[str, int]) -> np.ndarray:
     """Event by event in arrival order, from the window convention's words, in exact
     arithmetic: sums, means, variances and ratios as fractions of the values' binary
-    expansions, square roots and z-scores to 400 digits (enough to hold a tie between two floats exactly); each rounded to float64 once."""
+    expansions, square roots and z-scores to 400 digits (enough to hold a tie between two
+    floats exactly); each rounded to float64 once."""
     held: dict[tuple[str, str], list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
     out = []
     for seq, event in enumerate(events):
